@@ -1,0 +1,1 @@
+"""CIFAR-10 imbalance study as a DVC pipeline: one module per stage plus shared helpers."""

@@ -1,0 +1,26 @@
+"""Process-wide TensorFlow set-up shared by the stages that train or transform: seeds, determinism, precision."""
+from __future__ import annotations
+
+import os
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    """Seed Python, NumPy, TF and Keras; with `deterministic`, make TF ops reproducible on CPU.
+
+    Must run before any model or dataset is built, since layers draw their seeds at construction.
+    """
+    # Must be set before TF creates its first op, or the setting is ignored.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)  # seeds random, numpy and the TF/Keras global generators
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def set_precision(policy: str) -> None:
+    """Select Keras' global dtype policy: float32, or mixed_bfloat16 (bf16 compute on AMX CPUs)."""
+    import keras
+
+    keras.mixed_precision.set_global_policy(policy)

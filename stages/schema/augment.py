@@ -1,0 +1,25 @@
+"""Params of the augment stage (offline rebalancing)."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from stages.schema.common import ClassList, Section, ordered_range
+
+
+class AugmentParams(Section):
+    policy: Literal["seed", "randaugment"] = "seed"
+    classes: ClassList | None = None
+    target: Literal["max"] | Annotated[int, Field(ge=1)] = "max"
+    rotation: Annotated[list[float], ordered_range(lo_min=0)] = [0.0, 30.0]
+    width_shift: float = Field(0.2, ge=0, lt=1)
+    height_shift: float = Field(0.2, ge=0, lt=1)
+    brightness: Annotated[list[float], ordered_range(strictly_positive=True)] = [0.85, 1.15]
+    zoom: Annotated[list[float], ordered_range(strictly_positive=True)] = [0.85, 1.15]
+    fill_mode: Literal["nearest", "reflect", "wrap", "constant"] = "nearest"
+    horizontal_flip: bool = False
+    randaugment_magnitude: float = Field(0.5, ge=0, le=1)
+    randaugment_layers: int = Field(2, ge=1, le=10)
+    batch_size: int = Field(256, ge=1, le=65536)
+    preview_variants: int = Field(8, ge=1, le=64)

@@ -1,0 +1,106 @@
+"""Shared fixtures: tiny generated data, a shrunken copy of the real params, isolated MLflow stores."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages import dataset
+from tests.tinydata import make_images
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_PER_CLASS = 8
+TEST_PER_CLASS = 3
+
+# Tests run stages in subprocesses too; quiet TF there as here.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def shrink_params(params: dict) -> dict:
+    """The real params, made tiny: one epoch, small batches and images, random transfer weights."""
+    p = yaml.safe_load(yaml.safe_dump(params))
+    p["download"].update(checksum="", retries=0, timeout=10)
+    p["imbalance"]["keep_fraction"] = 0.5
+    p["augment"].update(batch_size=16, preview_variants=3)
+    p["train"].update(epochs=1, batch_size=16)
+    p["train"]["early_stopping"]["patience"] = 1
+    p["transfer"].update(
+        weights="none", image_size=32, epochs=1, batch_size=16, embed_batch_size=16
+    )
+    p["transfer"]["head"]["units"] = [8]
+    p["evaluate"]["batch_size"] = 64
+    return p
+
+
+@pytest.fixture
+def tiny_params() -> dict:
+    """A shrunken copy of the project's params.yaml, as a plain dict to edit and write."""
+    return shrink_params(yaml.safe_load((REPO / "params.yaml").read_text()))
+
+
+@pytest.fixture
+def tiny_train():
+    return make_images(TRAIN_PER_CLASS, seed=1)
+
+
+@pytest.fixture
+def tiny_test():
+    return make_images(TEST_PER_CLASS, seed=2)
+
+
+@pytest.fixture
+def mlflow_uri(tmp_path, monkeypatch) -> str:
+    """A fresh SQLite tracking store for this test, selected through MLFLOW_TRACKING_URI."""
+    uri = f"sqlite:///{tmp_path / 'mlflow-test.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, tiny_params, tiny_train, tiny_test, mlflow_uri) -> Path:
+    """A project folder (cwd) with the tiny params.yaml and data/raw in place, for calling main()."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params, sort_keys=False))
+    monkeypatch.chdir(root)
+    dataset.save(dataset.RAW_TRAIN, tiny_train)
+    dataset.save(dataset.RAW_TEST, tiny_test)
+    return root
+
+
+def write_params(root: Path, params: dict) -> None:
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def run(cmd: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run a command with this interpreter's bin folder first on PATH; fail the test with its output."""
+    full_env = {**os.environ, **(env or {})}
+    full_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full_env.get('PATH', '')}"
+    proc = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+@pytest.fixture
+def dvc_repo(tmp_path, tiny_params, mlflow_uri) -> Path:
+    """A temporary git + DVC repository holding a copy of the project's code, dvc.yaml and tiny params."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    shutil.copytree(REPO / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    write_params(root, tiny_params)
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    run(["git", "init", "-q"], root)
+    run(["dvc", "init", "-q"], root)
+    run(["dvc", "config", "core.analytics", "false"], root)
+    run(git + ["add", "-A"], root)
+    run(git + ["commit", "-q", "-m", "init"], root)
+    return root
