@@ -7,7 +7,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Quiet TensorFlow's start-up banners; keep warnings and errors.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install repro test test-fast ui dag bench clean
+.PHONY: install repro test test-fast ui dag bench demo sweep-part2 clean
 
 install: $(STAMP)
 
@@ -36,6 +36,20 @@ dag: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+# The whole DAG on a small subset with few epochs, as a DVC experiment named quick-demo.
+# SOURCE: the dataset (default: the official release; e.g. SOURCE=../shared/data/cifar10-jpeg.tar.gz).
+SOURCE ?= https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz
+demo: install
+	dvc exp run --name quick-demo --force \
+	  -S 'download.source=$(SOURCE)' -S "download.checksum=''" \
+	  -S download.train_per_class=300 -S download.test_per_class=100 \
+	  -S train.epochs=3 -S transfer.weights=none -S transfer.image_size=64 -S transfer.epochs=3
+	dvc metrics show
+
+# Queue the study's part-2 parameter studies; then `dvc queue start -j 2`.
+sweep-part2: install
+	$(BIN)/python scripts/sweep_part2.py
 
 clean:
 	rm -rf .pytest_cache

@@ -167,6 +167,26 @@ def _parent_run(client: Any, experiment_id: str, group: str, tags: dict[str, str
     return run.info.run_id
 
 
+def _store_lock(uri: str):
+    """Serialise opening a local SQLite store: parallel queue workers would otherwise race to create
+    its tables or the experiment. A tracking server serialises on its own."""
+    if not uri.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    from filelock import FileLock
+
+    return FileLock(uri.removeprefix("sqlite:///").split("?")[0] + ".lock", timeout=120)
+
+
+def _experiment_id(client: Any, name: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment:
+        return experiment.experiment_id
+    # With the default local store, artifacts sit beside mlflow.db at the project root, not
+    # relative to whichever (possibly temporary) workspace created the experiment.
+    local = None if "MLFLOW_TRACKING_URI" in os.environ else (project_root() / "mlruns").as_uri()
+    return client.create_experiment(name, artifact_location=local)
+
+
 @contextlib.contextmanager
 def stage_run(stage: str, params: Params, sections: Sequence[str]) -> Iterator[Tracker]:
     """Open the MLflow run of one stage: named after it, tagged, grouped, params logged.
@@ -180,14 +200,8 @@ def stage_run(stage: str, params: Params, sections: Sequence[str]) -> Iterator[T
     _check_reachable(uri)
     client = MlflowClient(tracking_uri=uri)
     try:
-        experiment = client.get_experiment_by_name(params.tracking.experiment)
-        if experiment:
-            experiment_id = experiment.experiment_id
-        else:
-            # With the default local store, artifacts sit beside mlflow.db at the project root, not
-            # relative to whichever (possibly temporary) workspace created the experiment.
-            local = None if "MLFLOW_TRACKING_URI" in os.environ else (project_root() / "mlruns").as_uri()
-            experiment_id = client.create_experiment(params.tracking.experiment, artifact_location=local)
+        with _store_lock(uri):
+            experiment_id = _experiment_id(client, params.tracking.experiment)
     except Exception as exc:  # noqa: BLE001 - any store failure here means we cannot track
         raise PipelineError(f"cannot open MLflow tracking store {uri}: {str(exc)[:200]}") from None
 
@@ -208,10 +222,13 @@ def stage_run(stage: str, params: Params, sections: Sequence[str]) -> Iterator[T
         logged.update(flatten(getattr(params, section), section))
     tracker.log_params(logged)
     status = "FAILED"
+    started = time.perf_counter()
     try:
         yield tracker
         status = "FINISHED"
     finally:
+        # Every stage reports its cost the same way, so the benchmark and RESULTS read them from MLflow.
+        tracker.log_metrics({"stage_wall_time_s": time.perf_counter() - started, "peak_rss_mb": _peak_rss_mb()})
         tracker._safe("run status", client.set_terminated, run.info.run_id, status)
         tracker._safe("group status", client.set_terminated, parent, status)
         if tracker.not_logged:
@@ -221,6 +238,12 @@ def stage_run(stage: str, params: Params, sections: Sequence[str]) -> Iterator[T
                 + (f" (+{len(tracker.not_logged) - 10} more)" if len(tracker.not_logged) > 10 else ""),
                 file=sys.stderr,
             )
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def class_metric_names(cls: str, prefix: str = "test") -> dict[str, str]:
