@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from stages import dataset
+from tests.sourcedata import http_server  # noqa: F401 - fixture: a 127.0.0.1 HTTP server
 from tests.tinydata import make_images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,10 +54,22 @@ def tiny_test():
     return make_images(TEST_PER_CLASS, seed=2)
 
 
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite store with its schema created once: creating one costs seconds."""
+    from mlflow.tracking import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
 @pytest.fixture
-def mlflow_uri(tmp_path, monkeypatch) -> str:
-    """A fresh SQLite tracking store for this test, selected through MLFLOW_TRACKING_URI."""
-    uri = f"sqlite:///{tmp_path / 'mlflow-test.db'}"
+def mlflow_uri(tmp_path, monkeypatch, mlflow_template) -> str:
+    """A fresh SQLite tracking store for this test (a copy of the template), via MLFLOW_TRACKING_URI."""
+    db = tmp_path / "mlflow-test.db"
+    shutil.copy(mlflow_template, db)
+    uri = f"sqlite:///{db}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     return uri
 

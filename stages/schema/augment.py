@@ -3,16 +3,24 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from stages.schema.common import ClassList, Section, ordered_range
 
 
+def _at_most_180(pair: list[float]) -> list[float]:
+    if pair[1] > 180:
+        raise ValueError(f"high must be <= 180 degrees, got {pair[1]}")
+    return pair
+
+
 class AugmentParams(Section):
+    """Transforms and targets of the offline rebalancing; see stages/augmentations.py for semantics."""
+
     policy: Literal["seed", "randaugment"] = "seed"
     classes: ClassList | None = None
     target: Literal["max"] | Annotated[int, Field(ge=1)] = "max"
-    rotation: Annotated[list[float], ordered_range(lo_min=0)] = [0.0, 30.0]
+    rotation: Annotated[list[float], ordered_range(lo_min=0), AfterValidator(_at_most_180)] = [0.0, 30.0]
     width_shift: float = Field(0.2, ge=0, lt=1)
     height_shift: float = Field(0.2, ge=0, lt=1)
     brightness: Annotated[list[float], ordered_range(strictly_positive=True)] = [0.85, 1.15]

@@ -1,22 +1,25 @@
 """Params of the CNN training stages (train-baseline, train-augmented)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from stages.schema.common import Distribution, Section
 
+PositiveInt = Annotated[int, Field(ge=1)]
+Rate = Annotated[float, Field(ge=0, lt=1)]
+
 Activation = Literal["relu", "sigmoid", "tanh", "elu", "selu", "gelu", "swish", "leaky_relu"]
 
 
 class ModelParams(Section):
-    filters: list[int] = Field([32, 64, 128], min_length=1)
+    filters: list[PositiveInt] = Field([32, 64, 128], min_length=1)
     convs_per_block: int = Field(2, ge=1, le=8)
     kernel_size: int = Field(3, ge=1, le=15)
     batch_norm: bool = True
-    conv_dropout: list[float] = [0.2, 0.3, 0.4]
-    dense_units: list[int] = [128]
+    conv_dropout: list[Rate] = [0.2, 0.3, 0.4]
+    dense_units: list[PositiveInt] = [128]
     dense_dropout: float = Field(0.5, ge=0, lt=1)
     activation: Activation = "relu"
     kernel_initializer: Literal[

@@ -1,0 +1,298 @@
+"""Stages train-baseline and train-augmented: the study's CNN on the imbalanced or the augmented set.
+
+`python -m stages.train --variant baseline|augmented` trains with the `train` params, keeps per-epoch
+curves (MLflow + plots/<variant>/history.csv), reports per-class test metrics and writes
+models/<variant>.keras. A killed run resumes from its last completed epoch (see stages.train_backup).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from stages import dataset
+from stages.atomic import atomic_output
+from stages.cnn import build_cnn, check_model_params, param_counts
+from stages.errors import PipelineError, cli_errors
+from stages.schema.train import TrainParams
+
+VARIANTS = {"baseline": dataset.IMBALANCED_TRAIN, "augmented": dataset.AUGMENTED_TRAIN}
+BACKUP_ROOT = Path(".train_backup")  # outside every DVC out, so `dvc repro` never deletes it
+
+
+def stratified_take(y: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split row indices into `n` taken and the rest, each class in proportion to its count.
+
+    Largest-remainder rounding keeps the total exact even when there are fewer rows to take than
+    classes (tiny data), where scikit-learn's stratified split refuses.
+    """
+    labels, counts = np.unique(y, return_counts=True)
+    ideal = counts * n / len(y)
+    quota = np.floor(ideal).astype(int)
+    order = np.lexsort((rng.random(len(labels)), -(ideal - quota)))  # ties broken at random, seeded
+    quota[order[: n - quota.sum()]] += 1
+    taken, rest = [], []
+    for label, k in zip(labels, quota):
+        rows = rng.permutation(np.flatnonzero(y == label))
+        taken.append(rows[:k])
+        rest.append(rows[k:])
+    return np.sort(np.concatenate(taken)), np.sort(np.concatenate(rest))
+
+
+def split_rows(y: np.ndarray, cfg: TrainParams, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation row indices: a stratified `train_size` subset, then a stratified
+    validation split carved from it (the two are disjoint; the test set is never involved)."""
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(y))
+    if cfg.train_size is not None:
+        if cfg.train_size > len(y):
+            raise PipelineError(
+                f"params.yaml: train.train_size: at most the {len(y)} images of the training set "
+                f"(got {cfg.train_size})"
+            )
+        rows, _ = stratified_take(y, cfg.train_size, rng)
+    n_val = round(cfg.validation_split * len(rows))
+    if n_val < 1:
+        raise PipelineError(
+            f"params.yaml: train.validation_split: {cfg.validation_split} of {len(rows)} images is no "
+            "validation image; raise it or use more images"
+        )
+    val_pos, train_pos = stratified_take(y[rows], n_val, rng)
+    return rows[train_pos], rows[val_pos]
+
+
+def _train_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_epoch: int, epochs: int):
+    """Batches of uint8 images for epochs [first_epoch, epochs) in one stream.
+
+    Each epoch's order is a pure function of (seed, epoch), so a resumed run sees exactly the batches
+    an uninterrupted one would have. Images stay uint8 and are gathered per batch.
+    """
+    import tensorflow as tf
+
+    x_t, y_t = tf.constant(x), tf.constant(y)
+    rows = tf.range(len(y), dtype=tf.int64)
+
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(rows, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch)
+
+    return (
+        tf.data.Dataset.range(first_epoch, epochs)
+        .flat_map(one_epoch)
+        .map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx)))
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def eval_batches(x: np.ndarray, y: np.ndarray | None, batch: int):
+    """Batches of uint8 images (and labels, if given) in file order."""
+    import tensorflow as tf
+
+    items = x if y is None else (x, y)
+    return tf.data.Dataset.from_tensor_slices(items).batch(batch).prefetch(tf.data.AUTOTUNE)
+
+
+def make_optimizer(cfg: TrainParams):
+    import keras
+
+    opt = cfg.optimizer
+    if opt.name == "adam":
+        return keras.optimizers.Adam(opt.learning_rate)
+    if opt.name == "sgd":
+        return keras.optimizers.SGD(opt.learning_rate, momentum=opt.momentum)
+    if opt.name == "rmsprop":
+        return keras.optimizers.RMSprop(opt.learning_rate, momentum=opt.momentum)
+    return keras.optimizers.Adadelta(opt.learning_rate)
+
+
+def _strategy_scope(name: str):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy().scope()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy().scope()
+    return contextlib.nullcontext()
+
+
+def train(train_ds: dataset.Dataset, cfg: TrainParams, seed: int, deterministic: bool = True,
+          callbacks: list | None = None, backup_dir: str | Path | None = None):
+    """Train the CNN on `train_ds` with early stopping on a validation split carved from it.
+
+    Args:
+        train_ds: training images (uint8) and labels.
+        cfg: the `train` params.
+        seed, deterministic: `base.seed` and `base.deterministic`.
+        callbacks: extra Keras callbacks (e.g. an EpochLogger), called before early stopping.
+        backup_dir: where to keep per-epoch state for resuming; None = no backup.
+
+    Returns:
+        (model, history, info): the model with the best weights (if restore_best_weights), the
+        per-epoch rows {epoch, loss, accuracy, val_loss, val_accuracy, learning_rate} of all epochs
+        (also those of an interrupted earlier run), and a dict of run facts (best_epoch, ...).
+    """
+    import keras
+
+    from stages.runtime import seed_everything, set_precision
+    from stages.train_backup import ResumableEarlyStopping, TrainingBackup
+
+    check_model_params(cfg.model)
+    train_rows, val_rows = split_rows(train_ds.y, cfg, seed)
+    seed_everything(seed, deterministic)
+    previous_policy = keras.mixed_precision.global_policy().name
+    set_precision(cfg.precision)
+    try:
+        with _strategy_scope(cfg.distribution):
+            model = build_cnn(cfg.model, n_classes=len(train_ds.classes))
+            model.compile(optimizer=make_optimizer(cfg), loss="sparse_categorical_crossentropy",
+                          metrics=["accuracy"], jit_compile=False)  # XLA is several times slower on CPU
+    finally:
+        set_precision(previous_policy)
+
+    es = ResumableEarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience,
+                                restore_best_weights=cfg.early_stopping.restore_best_weights)
+    backup = TrainingBackup(backup_dir)
+    backup.early_stopping = es
+    state = backup.load()
+    first_epoch, stopped = 0, False
+    if state is not None and backup.restore(model, state):
+        es.resume_from, es.resume_best_weights = state.early_stopping, state.best_weights
+        first_epoch = cfg.epochs if state.stopped else min(state.epochs_done, cfg.epochs)
+        stopped = state.stopped
+
+    x_train, y_train = train_ds.x[train_rows], train_ds.y[train_rows]
+    steps = math.ceil(len(train_rows) / cfg.batch_size)
+    started = time.perf_counter()
+    if first_epoch < cfg.epochs:
+        model.fit(
+            _train_batches(x_train, y_train, cfg.batch_size, seed, first_epoch, cfg.epochs),
+            epochs=cfg.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
+            validation_data=eval_batches(train_ds.x[val_rows], train_ds.y[val_rows], cfg.batch_size),
+            callbacks=[*(callbacks or []), es, backup], shuffle=False, verbose=0,
+        )
+        stopped = bool(model.stop_training)
+    elif cfg.early_stopping.restore_best_weights and state.best_weights is not None:
+        model.set_weights(state.best_weights)  # training had finished; only the final restore was lost
+    seconds = time.perf_counter() - started
+    history = backup.history
+    epochs_here = len(history) - first_epoch if first_epoch < cfg.epochs else 0
+    info = {
+        "best_epoch": int(es.best_epoch) + 1 if es.best is not None else len(history),
+        "epochs_run": len(history),
+        "stopped_early": stopped,
+        "resumed_from_epoch": first_epoch,
+        "train_images": len(train_rows),
+        "val_images": len(val_rows),
+        "train_seconds": seconds,
+        "images_per_s": epochs_here * len(train_rows) / seconds if epochs_here and seconds > 0 else 0.0,
+        **param_counts(model),
+    }
+    return model, history, info
+
+
+def predict_labels(model, x: np.ndarray, batch: int) -> np.ndarray:
+    """Predicted class per image."""
+    probs = model.predict(eval_batches(x, None, batch), verbose=0)
+    return np.argmax(probs, axis=1)
+
+
+def backup_folder(variant: str, cfg_json: str, data_path: Path) -> Path:
+    """The resume folder of this variant, keyed to everything that shapes training."""
+    digest = hashlib.sha256(cfg_json.encode())
+    with open(data_path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return BACKUP_ROOT / f"{variant}-{digest.hexdigest()[:16]}"
+
+
+def _report_table(report: dict, classes) -> tuple[str, str]:
+    rows = [(name, report[name]) for name in [*classes, "macro avg", "weighted avg"]]
+    csv = "class,precision,recall,f1,support\n" + "".join(
+        f"{n},{r['precision']:.4f},{r['recall']:.4f},{r['f1-score']:.4f},{int(r['support'])}\n" for n, r in rows
+    )
+    md = "| class | precision | recall | f1 | support |\n| --- | --- | --- | --- | --- |\n" + "".join(
+        f"| {n} | {r['precision']:.2f} | {r['recall']:.2f} | {r['f1-score']:.2f} | {int(r['support'])} |\n"
+        for n, r in rows
+    ) + f"\naccuracy: {report['accuracy']:.4f}\n"
+    return csv, md
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", choices=sorted(VARIANTS), required=True)
+    args = parser.parse_args(argv)
+
+    from stages.schema import load_params
+
+    params = load_params()
+    cfg = params.train
+    check_model_params(cfg.model)
+    stage = f"train-{args.variant}"
+    train_path, model_path = VARIANTS[args.variant], Path(f"models/{args.variant}.keras")
+    history_csv = Path(f"plots/{args.variant}/history.csv")
+    for path in (train_path, dataset.RAW_TEST):
+        if not path.exists():
+            producer = "download" if path == dataset.RAW_TEST else {"baseline": "imbalance-subsample"}.get(
+                args.variant, "augment")
+            raise PipelineError(f"{path} not found: run `dvc repro {producer}` first")
+
+    from stages.epoch_logging import EpochLogger, write_history
+    from stages.evaluation import class_report, confusion, confusion_figure, flat_metrics
+    from stages.tracking import stage_run
+
+    with stage_run(stage, params, sections=["base", "train"]) as tracker:
+        train_ds, test_ds = dataset.load(train_path), dataset.load(dataset.RAW_TEST)
+        key = json.dumps([cfg.model_dump(), params.base.model_dump()], sort_keys=True)
+        backup_dir = backup_folder(args.variant, key, train_path)
+        for stale in BACKUP_ROOT.glob(f"{args.variant}-*"):
+            if stale != backup_dir:
+                shutil.rmtree(stale, ignore_errors=True)  # left by a run with other params or data
+        from stages.train_backup import TrainingBackup
+
+        earlier = TrainingBackup(backup_dir).load()
+        logger = EpochLogger(tracker, history_csv, history=earlier.history if earlier else None,
+                             label=f"{stage}: ")
+        for row in earlier.history if earlier else []:  # this run's curves start at epoch 1 too
+            tracker.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+        model, history, info = train(train_ds, cfg, params.base.seed, params.base.deterministic,
+                                     callbacks=[logger], backup_dir=backup_dir)
+        write_history(history_csv, history)
+
+        y_pred = predict_labels(model, test_ds.x, cfg.batch_size)
+        report = class_report(test_ds.y, y_pred, test_ds.classes)
+        with atomic_output(model_path) as tmp:
+            model.save(tmp)
+
+        tracker.log_metrics({**flat_metrics(report, test_ds.classes), "best_epoch": info["best_epoch"],
+                             "epochs_run": info["epochs_run"], "train_seconds": info["train_seconds"],
+                             "train_images_per_s": info["images_per_s"], "params_total": info["params_total"],
+                             "params_trainable": info["params_trainable"],
+                             "params_non_trainable": info["params_non_trainable"]})
+        tracker.log_params({"train_images": info["train_images"], "val_images": info["val_images"],
+                            "resumed_from_epoch": info["resumed_from_epoch"]})
+        tracker.log_dict(report, "test_report.json")
+        csv, md = _report_table(report, test_ds.classes)
+        tracker.log_text(csv, "test_report.csv")
+        tracker.log_text(md, "test_report.md")
+        matrix = confusion(test_ds.y, y_pred, len(test_ds.classes))
+        fig = confusion_figure(matrix, test_ds.classes, f"{stage}: test set")
+        tracker.log_figure(fig, "confusion_matrix.png")
+        lines: list[str] = []
+        model.summary(print_fn=lambda line, *a, **k: lines.append(line))
+        tracker.log_text("\n".join(lines), "model_summary.txt")
+        tracker.log_artifact(history_csv, "curves")
+        TrainingBackup(backup_dir).delete()
+        print(f"{stage}: test accuracy {report['accuracy']:.4f}, macro F1 {report['macro avg']['f1-score']:.4f}, "
+              f"best epoch {info['best_epoch']} of {info['epochs_run']} -> {model_path}")
+
+
+if __name__ == "__main__":
+    main()

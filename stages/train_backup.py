@@ -1,0 +1,132 @@
+"""Resuming an interrupted training run exactly where its last completed epoch ended.
+
+Keras' own BackupAndRestore restores weights, optimizer slots and the epoch counter, but not the
+dropout layers' random-seed state, the early-stopping bookkeeping or the per-epoch history, so a
+resumed run would drift from an uninterrupted one. This backup stores all of them after every epoch,
+in one file replaced atomically, so a kill at any moment leaves the previous epoch's state intact.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from stages.epoch_logging import CURVE_COLUMNS
+
+_STATE_FILE = "state.npz"
+
+
+@dataclass
+class TrainState:
+    """Everything a resumed run needs: finished epochs, whether training already stopped, arrays."""
+
+    epochs_done: int = 0
+    stopped: bool = False
+    history: list[dict] = field(default_factory=list)
+    early_stopping: dict = field(default_factory=dict)
+    variables: list[np.ndarray] = field(default_factory=list)
+    best_weights: list[np.ndarray] | None = None
+
+
+def _state_variables(model) -> list:
+    # model.variables includes the seed-generator state of every dropout layer; the optimizer
+    # variables hold its step counter, learning rate and moment estimates.
+    return list(model.variables) + list(model.optimizer.variables)
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping whose counters and best weights can be saved and put back after a restart."""
+
+    resume_from: dict | None = None
+    resume_best_weights: list | None = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.resume_from:
+            self.wait = self.resume_from["wait"]
+            self.best = self.resume_from["best"]
+            self.best_epoch = self.resume_from["best_epoch"]
+            self.best_weights = self.resume_best_weights
+
+    def state(self) -> dict:
+        best = None if self.best is None else float(self.best)
+        return {"wait": int(self.wait), "best": best, "best_epoch": int(self.best_epoch)}
+
+
+class TrainingBackup(keras.callbacks.Callback):
+    """Records the per-epoch history and writes the training state to `folder` after every epoch.
+
+    With `folder=None` it only records the history. Put it after the EarlyStopping callback in the
+    callback list, so the state it saves includes that epoch's early-stopping decision.
+    """
+
+    def __init__(self, folder: str | Path | None):
+        super().__init__()
+        self.folder = Path(folder) if folder is not None else None
+        self.early_stopping: ResumableEarlyStopping | None = None
+        self.history: list[dict] = []
+
+    @property
+    def path(self) -> Path:
+        return self.folder / _STATE_FILE
+
+    def load(self) -> TrainState | None:
+        """The saved state, or None if there is none (or it is unreadable: then training starts over)."""
+        if self.folder is None:
+            return None
+        try:
+            with np.load(self.path, allow_pickle=False) as npz:
+                meta = json.loads(str(npz["meta"]))
+                variables = [npz[f"v{i}"] for i in range(meta["n_variables"])]
+                best = [npz[f"b{i}"] for i in range(meta["n_best"])] if meta["n_best"] is not None else None
+        except (OSError, ValueError, KeyError):
+            return None
+        return TrainState(meta["epochs_done"], meta["stopped"], meta["history"], meta["early_stopping"],
+                          variables, best)
+
+    def restore(self, model, state: TrainState) -> bool:
+        """Put a loaded state into a compiled model; False (model untouched) if it does not fit it."""
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        targets = _state_variables(model)
+        if len(targets) != len(state.variables) or any(
+            tuple(t.shape) != a.shape for t, a in zip(targets, state.variables)
+        ):
+            return False
+        for target, value in zip(targets, state.variables):
+            target.assign(value)
+        self.history = list(state.history)
+        return True
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = {"epoch": epoch + 1}
+        row.update({k: float(logs[k]) for k in CURVE_COLUMNS[1:] if k in (logs or {})})
+        row.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+        self.history = [r for r in self.history if r["epoch"] < row["epoch"]] + [row]
+        if self.folder is None:
+            return
+        es = self.early_stopping
+        best = es.best_weights if es is not None and es.best_weights is not None else None
+        meta = {
+            "epochs_done": epoch + 1,
+            "stopped": bool(self.model.stop_training),
+            "history": self.history,
+            "early_stopping": es.state() if es is not None else {},
+            "n_variables": len(_state_variables(self.model)),
+            "n_best": None if best is None else len(best),
+        }
+        arrays = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(_state_variables(self.model))}
+        arrays.update({f"b{i}": np.asarray(w) for i, w in enumerate(best or [])})
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{_STATE_FILE}.tmp.npz"
+        np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+        os.replace(tmp, self.path)  # a kill leaves either the old state or the new one
+
+    def delete(self) -> None:
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)

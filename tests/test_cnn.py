@@ -1,0 +1,112 @@
+"""The CNN builder: the study's exact parameter count, every option, and rejected combinations."""
+from __future__ import annotations
+
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from stages.cnn import build_cnn, check_model_params, param_counts
+from stages.errors import PipelineError
+from stages.schema import parse_params
+from stages.schema.train import ModelParams, TrainParams
+from stages.train import train
+
+SMALL = {"filters": [4, 8], "conv_dropout": [0.1, 0.2], "dense_units": [8]}
+
+
+def test_defaults_are_the_studys_cnn_with_its_exact_parameter_count():
+    model = build_cnn(ModelParams())
+    assert param_counts(model) == {
+        "params_total": 552_874, "params_trainable": 551_722, "params_non_trainable": 1_152,
+    }
+    assert model.count_params() == 552_874
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [32, 32, 64, 64, 128, 128]
+    assert model.get_layer("flatten").output.shape[-1] == 2048
+
+
+def test_model_takes_raw_uint8_and_returns_probabilities():
+    model = build_cnn(ModelParams(**SMALL))
+    assert model.inputs[0].dtype == "uint8"
+    x = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    probs = model.predict(x, verbose=0)
+    assert probs.shape == (5, 10) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"kernel_size": 7, "convs_per_block": 1},
+    {"convs_per_block": 1},
+    {"dense_units": []},
+    {"dense_units": [128, 128]},
+    {"batch_norm": False},
+    {"l1": 1e-4, "l2": 1e-4},
+    *[{"activation": a} for a in ("sigmoid", "tanh", "elu", "selu", "gelu", "swish", "leaky_relu")],
+    *[{"kernel_initializer": i} for i in ("glorot_normal", "he_uniform", "he_normal", "lecun_normal", "random_normal")],
+])
+def test_every_option_builds(overrides):
+    model = build_cnn(ModelParams(**overrides))
+    assert model.output.shape == (None, 10)
+    if overrides.get("batch_norm") is False:
+        assert param_counts(model)["params_non_trainable"] == 0
+    if "dense_units" in overrides:
+        assert sum(isinstance(layer, keras.layers.Dense) for layer in model.layers) == len(overrides["dense_units"]) + 1
+    if "l1" in overrides:
+        assert model.get_layer("block1_conv1").kernel_regularizer is not None
+
+
+def test_kernel_and_block_count_change_the_architecture():
+    wide = build_cnn(ModelParams(kernel_size=7, convs_per_block=1))
+    assert wide.get_layer("block1_conv1").kernel.shape == (7, 7, 3, 32)
+    with pytest.raises(ValueError):
+        wide.get_layer("block1_conv2")
+    assert param_counts(build_cnn(ModelParams(convs_per_block=1)))["params_total"] < 552_874
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("combo", [
+    {"optimizer": {"name": "sgd", "momentum": 0.9},
+     "model": {**SMALL, "kernel_size": 7, "convs_per_block": 1, "activation": "sigmoid", "dense_units": [],
+               "batch_norm": False, "l1": 1e-4}},
+    {"optimizer": {"name": "rmsprop"},
+     "model": {**SMALL, "activation": "tanh", "dense_units": [8, 8], "kernel_initializer": "he_normal", "l2": 1e-4}},
+    {"optimizer": {"name": "adadelta", "learning_rate": 1.0},
+     "model": {**SMALL, "activation": "leaky_relu"}, "precision": "mixed_bfloat16"},
+])
+def test_option_combinations_train_one_epoch(combo, tiny_train):
+    cfg = TrainParams.model_validate({**combo, "epochs": 1, "batch_size": 16})
+    model, history, info = train(tiny_train, cfg, seed=0)
+    assert len(history) == 1 and np.isfinite(history[0]["loss"]) and np.isfinite(history[0]["val_loss"])
+    assert info["train_images"] + info["val_images"] == len(tiny_train)
+    assert np.isfinite(model.predict(tiny_train.x[:4], verbose=0)).all()
+    if combo.get("precision") == "mixed_bfloat16":
+        assert model.get_layer("block1_conv1").compute_dtype == "bfloat16"
+        assert model.output.dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"  # not leaked to later models
+
+
+@pytest.mark.parametrize("model, message", [
+    ({"kernel_size": 7, "filters": [8, 8, 8, 8], "conv_dropout": [0.1] * 4},
+     r"^params\.yaml: train\.model\.kernel_size: 7 is larger than the 4x4 feature map of block 4"),
+    ({"filters": [32, 64]}, r"^params\.yaml: train\.model\.conv_dropout: one rate per conv block is needed, 2 "),
+    ({"filters": [4] * 6, "conv_dropout": [0.1] * 6}, r"^params\.yaml: train\.model\.filters: 6 conv blocks"),
+])
+def test_impossible_combinations_are_rejected_with_the_key(model, message):
+    with pytest.raises(PipelineError, match=message):
+        check_model_params(ModelParams(**model))
+    with pytest.raises(PipelineError, match=message):
+        build_cnn(ModelParams(**model))
+
+
+@pytest.mark.parametrize("train, key", [
+    ({"model": {"filters": [32, 0, 128]}}, "train.model.filters.1"),
+    ({"model": {"activation": "softplus"}}, "train.model.activation"),
+    ({"optimizer": {"name": "adagrad"}}, "train.optimizer.name"),
+    ({"validation_split": 0.5}, "train.validation_split"),
+    ({"model": {"conv_dropout": [0.2, 1.0, 0.3]}}, "train.model.conv_dropout.1"),
+])
+def test_schema_rejects_bad_values_with_the_key(train, key):
+    with pytest.raises(PipelineError, match=rf"^params\.yaml: {re.escape(key)}: "):
+        parse_params({"train": train})

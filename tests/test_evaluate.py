@@ -1,0 +1,215 @@
+"""Evaluate stage: metrics equal scikit-learn's, stable JSON, the report, outputs, MLflow run, dvc repro."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from stages import dataset
+from stages.classes import CIFAR10_CLASSES
+from stages.comparison import comparison_markdown, markdown_to_html
+from stages.dataset import Dataset
+from stages.reference import MODELS, STUDY
+from tests.conftest import run, write_params
+from tests.standin_models import pixel_model
+
+CLASSES = list(CIFAR10_CLASSES)
+# Each stand-in model reads its prediction from its own pixel, so each has its own known predictions.
+PIXEL = {"baseline": (0, 0, 0), "augmented": (0, 1, 0), "transfer": (0, 2, 0)}
+PRF_KEYS = {"precision", "recall", "f1"}
+
+
+def with_predictions(ds: Dataset, preds: dict[str, np.ndarray]) -> Dataset:
+    """A copy of `ds` whose stand-in-model pixels hold the given predicted labels."""
+    x = ds.x.copy()
+    for name, p in preds.items():
+        r, c, ch = PIXEL[name]
+        x[:, r, c, ch] = p
+    return Dataset(x, ds.y, ds.classes)
+
+
+def known_predictions(y: np.ndarray, seed: int) -> np.ndarray:
+    """Mostly right, with cat and dog often wrong, so per-class figures differ from class to class."""
+    rng = np.random.default_rng(seed)
+    pred = np.where(rng.random(len(y)) < 0.7, y, rng.integers(0, 10, len(y)))
+    cats_dogs = np.isin(y, [3, 5])
+    pred[cats_dogs & (rng.random(len(y)) < 0.5)] = 6
+    return pred
+
+
+def test_metrics_agree_with_sklearn(tiny_test):
+    from stages.evaluate import evaluate_model
+
+    pred = known_predictions(tiny_test.y, seed=0)
+    ds = with_predictions(tiny_test, {"baseline": pred})
+    result = evaluate_model(pixel_model(PIXEL["baseline"]), ds.x, ds.y, CLASSES, batch_size=7)
+
+    np.testing.assert_array_equal(result["y_pred"], pred)
+    m = result["metrics"]
+    assert m["accuracy"] == pytest.approx(accuracy_score(ds.y, pred))
+    p, r, f, s = precision_recall_fscore_support(ds.y, pred, labels=range(10), zero_division=0)
+    for i, cls in enumerate(CLASSES):
+        assert m["per_class"][cls] == pytest.approx({"precision": p[i], "recall": r[i], "f1": f[i], "support": s[i]})
+    for avg in ("macro", "weighted"):
+        p, r, f, _ = precision_recall_fscore_support(ds.y, pred, average=avg, zero_division=0)
+        assert m[avg] == pytest.approx({"precision": p, "recall": r, "f1": f})
+    np.testing.assert_array_equal(result["confusion"], confusion_matrix(ds.y, pred, labels=range(10)))
+    assert result["flat"]["test_recall_cat"] == m["per_class"]["cat"]["recall"]
+
+
+def test_metrics_json_shape_is_stable():
+    from stages.evaluate import evaluate_predictions
+
+    y = np.repeat(np.arange(10), 2)
+    m = evaluate_predictions(y, np.roll(y, 1), CLASSES)["metrics"]
+    assert set(m) == {"test_images", "accuracy", "macro", "weighted", "per_class"}
+    assert set(m["macro"]) == set(m["weighted"]) == PRF_KEYS
+    assert list(m["per_class"]) == CLASSES
+    assert all(set(v) == PRF_KEYS | {"support"} for v in m["per_class"].values())
+    json.dumps(m)  # plain JSON types only
+
+
+def test_report_has_every_model_class_and_reference():
+    from stages.evaluate import evaluate_predictions
+
+    y = np.repeat(np.arange(10), 5)
+    results = {
+        name: evaluate_predictions(y, known_predictions(y, seed), CLASSES)["metrics"]
+        for seed, name in enumerate(MODELS)
+    }
+    md = comparison_markdown(results, STUDY, CLASSES, ["cat", "dog"], len(y), {"transfer": "random weights"})
+    for name in MODELS:
+        assert name in md
+    for cls in CLASSES:
+        assert f"| {cls} " in md
+    assert "study" in md and "Δ" in md and "## Minority classes" in md
+    assert "0.27 → 0.49 → 0.73" in md  # the study's cat recall chain
+    assert "transfer †" in md and "random weights" in md
+    assert "not comparable" in md  # 50 test images, not 10,000
+    # The study's baseline cat recall and its difference from ours sit in the recall table.
+    cat_row = next(line for line in md.split("## Recall per class")[1].splitlines() if line.startswith("| cat "))
+    ours = results["baseline"]["per_class"]["cat"]["recall"]
+    assert f"{ours:.3f} | 0.27 | {ours - 0.27:+.2f}" in " ".join(cat_row.split())
+    # Tables are aligned: every line of a table has the same length.
+    table = md.split("## Summary")[1].split("##")[0].strip().splitlines()
+    assert len({len(line) for line in table}) == 1
+    page = markdown_to_html(md)
+    assert page.count("<table>") == 5 and "<td>cat</td>" in page
+
+
+@pytest.fixture
+def placed(workdir, tiny_test):
+    """The workdir with test data carrying known predictions and three saved stand-in models."""
+    preds = {name: known_predictions(tiny_test.y, seed) for seed, name in enumerate(MODELS)}
+    dataset.save(dataset.RAW_TEST, with_predictions(tiny_test, preds))
+    Path("models").mkdir()
+    for name in MODELS:
+        pixel_model(PIXEL[name]).save(f"models/{name}.keras")
+    return preds
+
+
+def test_main_writes_outputs_and_logs_run(placed, tiny_test, mlflow_uri):
+    from mlflow.tracking import MlflowClient
+
+    from stages.evaluate import main
+
+    main()
+    for name, pred in placed.items():
+        m = json.loads(Path(f"metrics/{name}.json").read_text())
+        assert m["accuracy"] == pytest.approx(accuracy_score(tiny_test.y, pred))
+        rows = Path(f"plots/confusion/{name}.csv").read_text().splitlines()
+        assert rows[0] == "actual,predicted" and len(rows) == len(tiny_test.y) + 1
+        assert rows[1] == f"{CLASSES[tiny_test.y[0]]},{CLASSES[pred[0]]}"
+        assert Path(f"plots/confusion/{name}.png").stat().st_size > 1000
+    assert "## Minority classes" in Path("reports/comparison.md").read_text()
+    assert Path("reports/comparison.html").read_text().startswith("<!doctype html>")
+
+    client = MlflowClient(mlflow_uri)
+    (run,) = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()], "attributes.run_name = 'evaluate'"
+    )
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["augmented_test_accuracy"] == pytest.approx(accuracy_score(tiny_test.y, placed["augmented"]))
+    assert {"baseline_test_recall_cat", "transfer_test_f1_dog", "baseline_test_macro_f1"} <= set(run.data.metrics)
+    arts = {a.path for d in ("report", "confusion", "metrics") for a in client.list_artifacts(run.info.run_id, d)}
+    assert {"report/comparison.md", "report/comparison.html", "confusion/baseline.png", "metrics/transfer.json"} <= arts
+
+
+def test_subset_replaces_stale_outputs(placed, tiny_params):
+    from stages.evaluate import main
+
+    main()
+    tiny_params["evaluate"]["models"] = ["augmented"]
+    write_params(Path.cwd(), tiny_params)
+    main()
+    assert sorted(p.name for p in Path("metrics").iterdir()) == ["augmented.json"]
+    md = Path("reports/comparison.md").read_text()
+    assert "augmented" in md and "baseline" not in md
+
+
+def test_missing_model_names_the_stage(placed, capsys):
+    from stages.evaluate import main
+
+    Path("models/transfer.keras").unlink()
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith("error: models/transfer.keras not found") and "dvc repro transfer" in err
+    assert not Path("metrics").exists()
+
+
+def test_unreadable_model_is_one_line(placed, capsys):
+    from stages.evaluate import main
+
+    Path("models/baseline.keras").write_text("not a model")
+    with pytest.raises(SystemExit):
+        main()
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after MLflow's store set-up lines
+    assert err == "error: models/baseline.keras: cannot load a Keras model (not a .keras zip archive)"
+    assert not Path("reports").exists()
+
+
+def _training_run(client, experiment_id: str, stage: str, **params) -> str:
+    run = client.create_run(experiment_id, run_name=stage, tags={"stage": stage})
+    for k, v in params.items():
+        client.log_param(run.info.run_id, k, v)
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+@pytest.mark.slow
+def test_dvc_repro_evaluate(dvc_repo, tiny_test, tiny_params, mlflow_uri):
+    from mlflow.tracking import MlflowClient
+
+    preds = {name: known_predictions(tiny_test.y, seed) for seed, name in enumerate(MODELS)}
+    dataset.save(dvc_repo / dataset.RAW_TEST, with_predictions(tiny_test, preds))
+    (dvc_repo / "models").mkdir()
+    for name in MODELS:
+        pixel_model(PIXEL[name]).save(dvc_repo / f"models/{name}.keras")
+    client = MlflowClient(mlflow_uri)
+    exp = client.create_experiment(tiny_params["tracking"]["experiment"])
+    trained = {name: _training_run(client, exp, stage) for name, stage in
+               [("baseline", "train-baseline"), ("augmented", "train-augmented")]}
+    trained["transfer"] = _training_run(client, exp, "transfer", **{"transfer.weights": "none"})
+
+    run(["dvc", "repro", "--single-item", "evaluate"], dvc_repo)
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], dvc_repo).stdout)
+    (workspace,) = shown.values()  # keyed by revision; the workspace is the only one here
+    files = workspace["data"]
+    for name, pred in preds.items():
+        m = files[f"metrics/{name}.json"]["data"]
+        assert m["accuracy"] == pytest.approx(accuracy_score(tiny_test.y, pred))
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], dvc_repo).stdout)["data"]
+    assert "Confusion matrices" in plots and "plots/confusion/transfer.png" in plots
+
+    (ev,) = client.search_runs([exp], "attributes.run_name = 'evaluate'")
+    for name, run_id in trained.items():
+        assert ev.data.tags[f"evaluated.{name}.run_id"] == run_id
+    report = "report/comparison.md"
+    assert report in {a.path for a in client.list_artifacts(ev.info.run_id, "report")}
+    md = Path(client.download_artifacts(ev.info.run_id, report))
+    assert "transfer †" in md.read_text() and "random weights" in md.read_text()

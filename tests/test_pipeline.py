@@ -1,0 +1,122 @@
+"""The whole DAG as users run it: `dvc repro` in a git + DVC repo, a real MLflow server, a DVC remote."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.conftest import run, write_params
+from tests.servers import mlflow_server
+from tests.sourcedata import pack_tar, write_binary_release
+from tests.tinydata import make_images
+
+STAGES = {
+    "download", "imbalance-subsample", "augment", "train-baseline", "train-augmented",
+    "fetch-weights", "transfer", "evaluate",
+}
+TRAINED = ("train-baseline", "train-augmented", "transfer")
+OUTPUTS = (
+    "data/raw/train.npz", "data/raw/test.npz", "data/imbalanced/train.npz", "data/augmented/train.npz",
+    "models/baseline.keras", "models/augmented.keras", "models/transfer.keras",
+    "metrics/baseline.json", "metrics/augmented.json", "metrics/transfer.json",
+    "plots/baseline/history.csv", "plots/augmented/history.csv", "plots/transfer/history.csv",
+    "plots/augment/preview.png", "reports/comparison.md",
+)
+
+
+def ran(proc) -> set[str]:
+    """The stages a `dvc repro` ran (not those it restored or skipped)."""
+    return set(re.findall(r"Running stage '([^']+)'", proc.stdout))
+
+
+def digests(root: Path, paths) -> dict[str, str]:
+    return {p: hashlib.sha256((root / p).read_bytes()).hexdigest() for p in paths}
+
+
+@pytest.fixture
+def served_release(http_server, tmp_path):
+    """A tiny official-format release on the loopback server: (url, md5)."""
+    build = tmp_path / "build"
+    write_binary_release(build, make_images(10, seed=21), make_images(3, seed=22))
+    archive = pack_tar(build / "cifar-10-batches-bin", http_server.root / "cifar-10-binary.tar.gz")
+    return http_server.url(archive.name), hashlib.md5(archive.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def pipeline_repo(dvc_repo, served_release):
+    params = yaml.safe_load((dvc_repo / "params.yaml").read_text())
+    url, md5 = served_release
+    params["download"].update(source=url, checksum=f"md5:{md5}")
+    write_params(dvc_repo, params)
+    return dvc_repo
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_whole_dag_against_a_tracking_server_then_cached_then_partial(pipeline_repo, tmp_path, mlflow_template):
+    repo = pipeline_repo
+    shutil.copy(mlflow_template, tmp_path / "server.db")
+    with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as url:
+        env = {"MLFLOW_TRACKING_URI": url}
+        first = run(["dvc", "repro"], repo, env)
+        assert ran(first) == STAGES
+        for path in OUTPUTS:
+            assert (repo / path).is_file(), path
+
+        client = MlflowClient(url)
+        exp = client.get_experiment_by_name("cifar10-imbalance")
+        runs = client.search_runs([exp.experiment_id], "tags.stage != ''")
+        by_stage = {r.data.tags["stage"]: r for r in runs}
+        assert set(by_stage) == STAGES and len(runs) == len(STAGES)
+        parents = {r.data.tags["mlflow.parentRunId"] for r in runs}
+        assert len(parents) == 1, "one dvc repro is one group in the UI"
+        for stage, r in by_stage.items():
+            assert r.info.status == "FINISHED", stage
+            assert r.data.params, f"{stage} logged no params"
+        for stage in TRAINED:
+            r = by_stage[stage]
+            history = client.get_metric_history(r.info.run_id, "val_accuracy")
+            assert [m.step for m in history][:1] == [1], stage
+            assert {"test_accuracy", "test_macro_f1", "test_recall_cat", "test_f1_dog"} <= set(r.data.metrics)
+            assert client.list_artifacts(r.info.run_id), f"{stage} logged no artifacts"
+        evaluate = by_stage["evaluate"]
+        for model in ("baseline", "augmented", "transfer"):
+            assert f"{model}_test_recall_cat" in evaluate.data.metrics
+        local = client.download_artifacts(evaluate.info.run_id, "", str(tmp_path / "fetched"))
+        assert any(p.name == "comparison.md" for p in Path(local).rglob("*"))
+
+        again = run(["dvc", "repro"], repo, env)
+        assert ran(again) == set() and "up to date" in again.stdout
+
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        params["augment"]["rotation"] = [0, 10]
+        write_params(repo, params)
+        partial = run(["dvc", "repro"], repo, env)
+        assert ran(partial) == {"augment", "train-augmented", "evaluate"}
+
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
+    shown = json.dumps(metrics)
+    for model in ("baseline", "augmented", "transfer"):
+        assert f"metrics/{model}.json" in shown
+
+
+@pytest.mark.slow
+def test_outputs_round_trip_through_a_dvc_remote(pipeline_repo, tmp_path):
+    repo = pipeline_repo
+    run(["dvc", "repro", "train-baseline"], repo)
+    outs = ("data/raw/train.npz", "data/imbalanced/train.npz", "models/baseline.keras")
+    before = digests(repo, outs)
+    run(["dvc", "remote", "add", "-d", "store", str(tmp_path / "remote")], repo)
+    run(["dvc", "push"], repo)
+    for folder in ("data", "models", ".dvc/cache"):
+        shutil.rmtree(repo / folder)
+    run(["dvc", "pull"], repo)
+    assert digests(repo, outs) == before
+    status = run(["dvc", "status", "train-baseline"], repo)
+    assert "up to date" in status.stdout

@@ -1,0 +1,213 @@
+"""The train stages: validation split, determinism, resume after SIGKILL, MLflow records, dvc repro."""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from stages import dataset
+from stages.classes import CIFAR10_CLASSES
+from stages.errors import PipelineError
+from stages.schema.train import TrainParams
+from stages.train import main, split_rows, train
+from tests.conftest import REPO, TEST_PER_CLASS, run, shrink_params, write_params
+from tests.sourcedata import write_image_folder
+from tests.tinydata import make_images
+
+SMALL_MODEL = {"filters": [4, 8], "conv_dropout": [0.1, 0.2], "dense_units": [8]}
+EPOCHS = 4
+
+
+def _stage_params() -> dict:
+    p = shrink_params(yaml.safe_load((REPO / "params.yaml").read_text()))
+    p["train"].update(epochs=EPOCHS, batch_size=16)
+    p["train"]["model"].update(SMALL_MODEL)
+    p["train"]["early_stopping"]["patience"] = 2
+    return p
+
+
+def _project(root: Path) -> Path:
+    """A project folder holding the stage's inputs: an imbalanced-like training set and a test set."""
+    root.mkdir(parents=True)
+    write_params(root, _stage_params())
+    train_ds = make_images(8, seed=1)
+    keep = (train_ds.y != 3) | (np.arange(len(train_ds)) % 2 == 0)  # cat made rare
+    dataset.save(root / dataset.IMBALANCED_TRAIN, dataset.Dataset(train_ds.x[keep], train_ds.y[keep]))
+    dataset.save(root / dataset.RAW_TEST, make_images(TEST_PER_CLASS, seed=2))
+    return root
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def _weights(path: Path) -> list[np.ndarray]:
+    return keras.models.load_model(path).get_weights()
+
+
+def _stage_runs(uri: str, stage: str):
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("cifar10-imbalance")
+    return client, client.search_runs([exp.experiment_id], f"tags.stage = '{stage}'")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """One uninterrupted in-process run of train-baseline: its project folder and MLflow store."""
+    root = _project(tmp_path_factory.mktemp("uninterrupted") / "project")
+    uri = f"sqlite:///{root.parent / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        main(["--variant", "baseline"])
+    return root, uri
+
+
+def test_validation_split_is_stratified_disjoint_and_seeded():
+    y = np.repeat(np.arange(10), [50] * 3 + [5] + [50] + [5] + [50] * 4)
+    cfg = TrainParams(validation_split=0.2)
+    tr, va = split_rows(y, cfg, seed=3)
+    assert len(set(tr) & set(va)) == 0 and len(tr) + len(va) == len(y) and len(va) == round(0.2 * len(y))
+    assert np.array_equal(np.bincount(y[va], minlength=10), [10] * 3 + [1] + [10] + [1] + [10] * 4)
+    again, other = split_rows(y, cfg, seed=3), split_rows(y, cfg, seed=4)
+    assert np.array_equal(again[1], va) and not np.array_equal(other[1], va)
+
+    sub_tr, sub_va = split_rows(y, TrainParams(train_size=105, validation_split=0.2), seed=3)
+    assert len(sub_tr) + len(sub_va) == 105 and len(sub_va) == 21 and not set(sub_tr) & set(sub_va)
+    counts = np.bincount(y[np.concatenate([sub_tr, sub_va])], minlength=10)
+    assert counts.max() - counts[counts > 1].min() <= 1 and counts[3] == 1  # proportional to 50:5
+
+
+def test_split_errors_name_the_key():
+    y = np.repeat(np.arange(10), 2)
+    with pytest.raises(PipelineError, match=r"^params\.yaml: train\.train_size: at most the 20 images .*got 30"):
+        split_rows(y, TrainParams(train_size=30), seed=0)
+    with pytest.raises(PipelineError, match=r"^params\.yaml: train\.validation_split: 0\.01 of 20 images"):
+        split_rows(y, TrainParams(validation_split=0.01), seed=0)
+
+
+@pytest.mark.slow
+def test_two_runs_give_identical_metrics_and_weights(tiny_train):
+    cfg = TrainParams.model_validate({"model": SMALL_MODEL, "epochs": 2, "batch_size": 16})
+    first, history1, _ = train(tiny_train, cfg, seed=5, deterministic=True)
+    second, history2, _ = train(tiny_train, cfg, seed=5, deterministic=True)
+    assert history1 == history2 and len(history1) == 2
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert history1[0]["loss"] != history1[1]["loss"]  # it trained, so the equality is not vacuous
+
+
+@pytest.mark.slow
+def test_mlflow_run_holds_curves_per_class_metrics_and_artifacts(uninterrupted):
+    root, uri = uninterrupted
+    client, runs = _stage_runs(uri, "train-baseline")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED" and runs[0].info.run_name == "train-baseline"
+    run_ = runs[0]
+    rows = _read_csv(root / "plots/baseline/history.csv")
+    assert [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1)) and len(rows) >= 3
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+        steps = client.get_metric_history(run_.info.run_id, key)
+        assert sorted(m.step for m in steps) == list(range(1, len(rows) + 1)), key
+    val_loss = {m.step: m.value for m in client.get_metric_history(run_.info.run_id, "val_loss")}
+    assert val_loss[1] == pytest.approx(float(rows[0]["val_loss"]))
+    metrics = run_.data.metrics
+    for cls in CIFAR10_CLASSES:
+        assert {f"test_{m}_{cls}" for m in ("precision", "recall", "f1", "support")} <= set(metrics)
+        assert metrics[f"test_support_{cls}"] == TEST_PER_CLASS
+    assert 0 <= metrics["test_accuracy"] <= 1 and "test_macro_f1" in metrics
+    assert metrics["params_total"] == keras.models.load_model(root / "models/baseline.keras").count_params()
+    assert 1 <= metrics["best_epoch"] <= metrics["epochs_run"] == len(rows)
+    assert metrics["train_images_per_s"] > 0 and metrics["train_seconds"] > 0
+    assert run_.data.params["train.model.filters"] == "[4, 8]" and run_.data.params["base.seed"] == "42"
+    artifacts = {a.path for a in client.list_artifacts(run_.info.run_id)}
+    assert {"test_report.json", "test_report.csv", "test_report.md", "confusion_matrix.png",
+            "model_summary.txt", "curves"} <= artifacts
+    assert not list((root / ".train_backup").glob("*"))  # deleted after success
+
+
+@pytest.mark.slow
+def test_sigkill_after_an_epoch_then_rerun_ends_like_an_uninterrupted_run(uninterrupted, tmp_path, monkeypatch):
+    reference, _ = uninterrupted
+    root = _project(tmp_path / "project")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "stages.train", "--variant", "baseline"], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(root.glob(".train_backup/baseline-*/state.npz")):
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no epoch finished within 120 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (root / "models/baseline.keras").exists()  # never a half-written model
+
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    main(["--variant", "baseline"])
+    for a, b in zip(_weights(reference / "models/baseline.keras"), _weights(root / "models/baseline.keras")):
+        np.testing.assert_array_equal(a, b)
+    assert _read_csv(root / "plots/baseline/history.csv") == _read_csv(reference / "plots/baseline/history.csv")
+    client, runs = _stage_runs(uri, "train-baseline")
+    resumed = next(r for r in runs if r.info.status == "FINISHED")
+    assert 1 <= int(resumed.data.params["resumed_from_epoch"]) < EPOCHS
+    steps = [m.step for m in client.get_metric_history(resumed.info.run_id, "val_loss")]
+    assert sorted(steps) == list(range(1, len(_read_csv(root / "plots/baseline/history.csv")) + 1))
+    assert not list(root.glob(".train_backup/*"))
+
+
+def test_impossible_model_fails_before_any_work(tmp_path, monkeypatch, mlflow_uri, capsys):
+    root = _project(tmp_path / "project")
+    params = _stage_params()
+    params["train"]["model"].update(kernel_size=7, filters=[4, 4, 4, 4], conv_dropout=[0.1] * 4)
+    write_params(root, params)
+    monkeypatch.chdir(root)
+    with pytest.raises(SystemExit) as exc:
+        main(["--variant", "baseline"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: params.yaml: train.model.kernel_size: 7 is larger than the 4x4 feature map of "
+                   "block 4; use a kernel of at most 4 or fewer blocks")
+    assert not (root / "models").exists() and not (tmp_path / "mlflow-test.db").exists()
+
+
+def test_missing_input_names_the_stage_to_run(tmp_path, monkeypatch, mlflow_uri, capsys):
+    root = _project(tmp_path / "project")
+    monkeypatch.chdir(root)
+    with pytest.raises(SystemExit):
+        main(["--variant", "augmented"])
+    assert "data/augmented/train.npz not found: run `dvc repro augment` first" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_dvc_repro_train_baseline_from_the_download(dvc_repo, tmp_path, tiny_train, tiny_test):
+    source = write_image_folder(tmp_path / "source", tiny_train, tiny_test)
+    params = yaml.safe_load((dvc_repo / "params.yaml").read_text())
+    params["download"].update(source=str(source), checksum="")
+    params["train"]["model"].update(SMALL_MODEL)
+    write_params(dvc_repo, params)
+    first = run(["dvc", "repro", "train-baseline"], dvc_repo)
+    assert "Running stage 'train-baseline'" in first.stdout
+    model = keras.models.load_model(dvc_repo / "models/baseline.keras")
+    probs = model.predict(tiny_test.x, verbose=0)
+    assert probs.shape == (len(tiny_test), 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert len(_read_csv(dvc_repo / "plots/baseline/history.csv")) == 1
+    assert not list(dvc_repo.glob(".train_backup/*"))
+    second = run(["dvc", "repro", "train-baseline"], dvc_repo)
+    assert "Running stage" not in second.stdout
