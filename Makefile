@@ -44,7 +44,7 @@ demo: install
 	dvc exp run --name quick-demo --force \
 	  -S 'download.source=$(SOURCE)' -S "download.checksum=''" \
 	  -S download.train_per_class=300 -S download.test_per_class=100 \
-	  -S train.epochs=3 -S transfer.weights=none -S transfer.image_size=64 -S transfer.epochs=3
+	  -S train.epochs=3 -S train.model.batch_norm_momentum=0.9 -S transfer.weights=none -S transfer.image_size=64 -S transfer.epochs=3
 	dvc metrics show
 
 # Queue the study's part-2 parameter studies; then `dvc queue start -j 2`.

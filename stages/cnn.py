@@ -65,7 +65,7 @@ def build_cnn(cfg: ModelParams, n_classes: int = 10):
             x = layers.Conv2D(filters, cfg.kernel_size, padding="same", name=f"block{block}_conv{conv}",
                               **dense_kwargs)(x)
             if cfg.batch_norm:
-                x = layers.BatchNormalization(name=f"block{block}_bn{conv}")(x)
+                x = layers.BatchNormalization(momentum=cfg.batch_norm_momentum, name=f"block{block}_bn{conv}")(x)
             x = layers.Activation(cfg.activation, name=f"block{block}_act{conv}")(x)
         x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
         x = layers.Dropout(rate, name=f"block{block}_dropout")(x)
@@ -73,7 +73,7 @@ def build_cnn(cfg: ModelParams, n_classes: int = 10):
     for i, units in enumerate(cfg.dense_units, start=1):
         x = layers.Dense(units, name=f"dense{i}", **dense_kwargs)(x)
         if cfg.batch_norm:
-            x = layers.BatchNormalization(name=f"dense{i}_bn")(x)
+            x = layers.BatchNormalization(momentum=cfg.batch_norm_momentum, name=f"dense{i}_bn")(x)
         x = layers.Activation(cfg.activation, name=f"dense{i}_act")(x)
         x = layers.Dropout(cfg.dense_dropout, name=f"dense{i}_dropout")(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities",

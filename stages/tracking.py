@@ -105,20 +105,74 @@ def pipeline_group() -> str:
     return hashlib.sha1(seed.encode()).hexdigest()[:12]
 
 
+# Defaults for MLflow's HTTP client while a stage runs (a user's own setting wins). MLflow's own (7 retries,
+# backoff factor 2, 120 s timeout) make every call to a dead server wait minutes: an epoch would wait
+# longer than it trains. With these a failing call gives up within seconds (connection refused) or
+# ~45 s (a server that accepts but never answers), and then the circuit breaker skips the rest.
+HTTP_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # waits ~1 s, then ~2 s (plus jitter) between tries
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
+}
+
+
+@contextlib.contextmanager
+def bounded_http_client() -> Iterator[None]:
+    """Apply HTTP_CLIENT_DEFAULTS for the block (only where the environment does not set them)."""
+    added = {k: v for k, v in HTTP_CLIENT_DEFAULTS.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
+def is_connection_failure(exc: BaseException) -> bool:
+    """True if `exc` (or what it wraps) says the tracking server cannot be reached or does not answer.
+
+    MLflow's REST client wraps the requests error in an MlflowException, keeping it as the context.
+    """
+    import requests
+
+    kinds = (requests.ConnectionError, requests.Timeout, requests.exceptions.RetryError, ConnectionError,
+             TimeoutError)
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, kinds) or "Max retries exceeded" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class Tracker:
-    """Logging calls for one stage run; failures are recorded, not raised, once the run is open."""
+    """Logging calls for one stage run; failures are recorded, not raised, once the run is open.
+
+    A circuit breaker: after a call fails because the server is unreachable, the remaining calls of
+    the run are skipped (and recorded as such) instead of each waiting for its own retries.
+    """
 
     def __init__(self, client: Any, run_id: str, stage: str):
         self.client = client
         self.run_id = run_id
         self.stage = stage
         self.not_logged: list[str] = []
+        self.unreachable: str | None = None  # the failure that opened the breaker
 
     def _safe(self, what: str, fn, *args, **kwargs) -> None:
+        if self.unreachable is not None:
+            self.not_logged.append(f"{what} (skipped)")
+            return
         try:
             fn(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - the stage's outputs matter more than its logs
-            self.not_logged.append(f"{what} ({type(exc).__name__}: {str(exc)[:120]})")
+            reason = f"{type(exc).__name__}: {str(exc)[:120]}"
+            if is_connection_failure(exc):
+                self.unreachable = reason
+                reason = "server unreachable; later calls skipped"
+            self.not_logged.append(f"{what} ({reason})")
+
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -151,6 +205,20 @@ class Tracker:
 
     def log_figure(self, figure: Any, name: str) -> None:
         self._safe(f"artifact {name}", self.client.log_figure, self.run_id, figure, name)
+
+
+class NullTracker:
+    """The Tracker of a process that records nothing (a non-chief worker of a multi-worker run)."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.not_logged: list[str] = []
+        self.unreachable = None
+
+    def _noop(self, *args, **kwargs) -> None:
+        return None
+
+    log_params = log_metrics = set_tags = log_artifact = log_dict = log_text = log_figure = _noop
 
 
 def _parent_run(client: Any, experiment_id: str, group: str, tags: dict[str, str]) -> str:
@@ -194,13 +262,21 @@ def stage_run(stage: str, params: Params, sections: Sequence[str]) -> Iterator[T
     The run ends FINISHED, or FAILED if the block raises. Call it after params are validated and
     before heavy work, so an unreachable server fails the stage at its start.
     """
+    with bounded_http_client():
+        with _stage_run(stage, params, sections) as tracker:
+            yield tracker
+
+
+@contextlib.contextmanager
+def _stage_run(stage: str, params: Params, sections: Sequence[str]) -> Iterator[Tracker]:
     from mlflow.tracking import MlflowClient
 
     uri = tracking_uri()
     _check_reachable(uri)
-    client = MlflowClient(tracking_uri=uri)
     try:
+        # MlflowClient opens the store (creating a new SQLite database's tables) as it is built.
         with _store_lock(uri):
+            client = MlflowClient(tracking_uri=uri)
             experiment_id = _experiment_id(client, params.tracking.experiment)
     except Exception as exc:  # noqa: BLE001 - any store failure here means we cannot track
         raise PipelineError(f"cannot open MLflow tracking store {uri}: {str(exc)[:200]}") from None
@@ -232,10 +308,12 @@ def stage_run(stage: str, params: Params, sections: Sequence[str]) -> Iterator[T
         tracker._safe("run status", client.set_terminated, run.info.run_id, status)
         tracker._safe("group status", client.set_terminated, parent, status)
         if tracker.not_logged:
+            shown = tracker.not_logged[:20]
             print(
                 f"warning: {stage}: outputs written, but MLflow ({uri}) did not record: "
-                + "; ".join(tracker.not_logged[:10])
-                + (f" (+{len(tracker.not_logged) - 10} more)" if len(tracker.not_logged) > 10 else ""),
+                + "; ".join(shown)
+                + (f" (+{len(tracker.not_logged) - len(shown)} more)" if len(tracker.not_logged) > len(shown) else "")
+                + (f". First failure: {tracker.unreachable}" if tracker.unreachable else ""),
                 file=sys.stderr,
             )
 

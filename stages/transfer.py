@@ -144,6 +144,9 @@ def main() -> None:
     wall = time.perf_counter()
     params = load_params()
     cfg = params.transfer
+    if cfg.distribution == "multi_worker":  # every worker would log a run and write the model
+        raise PipelineError("params.yaml: transfer.distribution: none or mirrored; multi_worker is "
+                            "supported by the train stages only (got multi_worker)")
     from stages.fetch_weights import read_manifest
 
     train_path = TRAIN_FILES[cfg.train_set]

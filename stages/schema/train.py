@@ -18,6 +18,7 @@ class ModelParams(Section):
     convs_per_block: int = Field(2, ge=1, le=8)
     kernel_size: int = Field(3, ge=1, le=15)
     batch_norm: bool = True
+    batch_norm_momentum: float = Field(0.99, gt=0, lt=1)
     conv_dropout: list[Rate] = [0.2, 0.3, 0.4]
     dense_units: list[PositiveInt] = [128]
     dense_dropout: float = Field(0.5, ge=0, lt=1)
