@@ -120,7 +120,8 @@ def accuracy(epochs: int = 3) -> dict | None:
     train_ds, test_ds = real
     out = {}
     for policy in ("float32", "mixed_bfloat16"):
-        cfg = TrainParams(epochs=epochs, precision=policy)
+        # A short run: momentum 0.9 lets batch norm's moving averages settle within it (see params.yaml).
+        cfg = TrainParams(epochs=epochs, precision=policy, model=ModelParams(batch_norm_momentum=0.9))
         model, history, info = train(train_ds, cfg, seed=42)
         acc = float(np.mean(predict_labels(model, test_ds.x, 256) == test_ds.y))
         last = history[-1]
@@ -188,9 +189,8 @@ def main() -> None:
     if acc:
         n_train, n_test, epochs = acc.pop("sizes")
         lines += ["", f"Short training with `train()`: {epochs} epochs on {n_train} real CIFAR-10 training images "
-                      f"(10% validation), tested on {n_test} test images. Compare the training columns: after "
-                      "so few steps batch norm's moving averages (momentum 0.99) are still near their "
-                      "initial values, so inference-mode val/test figures are near chance for both.", "",
+                      f"(10% validation, batch-norm momentum 0.9 for so short a run), tested on {n_test} test "
+                      "images.", "",
                   "| precision | train loss | train accuracy | val_loss | test accuracy | training s |",
                   "| --- | --- | --- | --- | --- | --- |"]
         lines += [f"| {k} | {v['loss']:.3f} | {v['accuracy']:.3f} | {v['val_loss']:.3f} | {v['test_accuracy']:.3f} "

@@ -1,0 +1,88 @@
+"""Benchmark of the whole pipeline: `dvc repro` with nothing to do, and each stage's cost.
+
+Run it in a project whose pipeline has been reproduced on the full data set
+(`python -m benchmarks.pipeline [--project DIR]`). It times `dvc repro` with nothing changed (median
+of repeated runs; it fails if anything would rerun) and reads each stage's wall time and peak RSS,
+which every stage logs to MLflow (`stage_wall_time_s`, `peak_rss_mb`), from its latest finished run.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+STAGES = ("download", "imbalance-subsample", "augment", "train-baseline", "train-augmented",
+          "fetch-weights", "transfer", "evaluate")
+REPEATS = 5
+
+
+def noop_seconds(project: Path) -> list[float]:
+    """Wall times of `dvc repro` in a project where nothing changed."""
+    dvc = Path(sys.executable).parent / "dvc"
+    times = []
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        proc = subprocess.run([str(dvc), "repro"], cwd=project, capture_output=True, text=True)
+        times.append(time.perf_counter() - started)
+        if proc.returncode != 0 or "Running stage" in proc.stdout:
+            raise SystemExit(f"error: `dvc repro` in {project} is not a no-op:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return times
+
+
+def stage_costs(project: Path) -> dict[str, dict]:
+    """Latest finished run of each stage in the project's MLflow store: wall time, peak RSS."""
+    from mlflow.tracking import MlflowClient
+
+    from stages.schema import load_params
+
+    cwd = Path.cwd()
+    os.chdir(project)
+    try:
+        from stages.tracking import tracking_uri
+
+        client = MlflowClient(tracking_uri())
+        experiment = client.get_experiment_by_name(load_params().tracking.experiment)
+    finally:
+        os.chdir(cwd)
+    out = {}
+    for stage in STAGES:
+        runs = client.search_runs([experiment.experiment_id], f"tags.stage = '{stage}' and attributes.status = 'FINISHED'",
+                                  order_by=["attributes.start_time DESC"], max_results=1) if experiment else []
+        if runs:
+            out[stage] = runs[0].data.metrics
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project", type=Path, default=Path("."))
+    project = parser.parse_args().project.resolve()
+    times = noop_seconds(project)
+    costs = stage_costs(project)
+    lines = [
+        "## Whole pipeline",
+        "",
+        f"Command: `.venv/bin/python -m benchmarks.pipeline --project {project.name}` in a project reproduced on "
+        "the full CIFAR-10 set.",
+        "",
+        f"`dvc repro` with nothing changed: median **{statistics.median(times):.2f} s** of {REPEATS} runs "
+        f"(min {min(times):.2f} s, max {max(times):.2f} s; target <= 3 s).",
+        "",
+        "| stage | wall time | peak RSS |",
+        "| --- | --- | --- |",
+    ]
+    for stage in STAGES:
+        m = costs.get(stage)
+        if m and "stage_wall_time_s" in m:
+            lines.append(f"| {stage} | {m['stage_wall_time_s'] / 60:.1f} min | {m['peak_rss_mb']:.0f} MiB |")
+        else:
+            lines.append(f"| {stage} | no finished run | – |")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
