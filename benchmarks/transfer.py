@@ -61,7 +61,7 @@ def speed(n_images: int, size: int, epochs: int, repeats: int) -> dict:
     # The study's method: the whole model (frozen backbone inside) fitted on images every epoch.
     keras.backend.clear_session()
     backbone = tm.build_backbone(size, None)
-    head = tm.build_head(cfg.head.units, cfg.head.activation, cfg.head.dropout)
+    head = tm.build_head(cfg.head.units, cfg.head.activation, cfg.head.dropout)  # the study had no scaling
     whole = tm.build_whole(tm.build_extractor(backbone, size), head)
     whole.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])

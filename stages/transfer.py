@@ -69,7 +69,8 @@ def train_transfer(
     with _strategy(cfg.distribution).scope():
         backbone = tm.build_backbone(cfg.image_size, weights)
         extractor = tm.build_extractor(backbone, cfg.image_size)
-        head = tm.build_head(cfg.head.units, cfg.head.activation, cfg.head.dropout, len(train.classes))
+        head = tm.build_head(cfg.head.units, cfg.head.activation, cfg.head.dropout, len(train.classes),
+                             standardize=cfg.head.standardize)
         head.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate),
                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         model = tm.build_whole(extractor, head)
@@ -84,6 +85,7 @@ def train_transfer(
     timings["embed_train_images_per_second"] = rate
 
     started = time.perf_counter()
+    tm.adapt_head(head, train_features[tr_idx])
     head.fit(
         train_features[tr_idx], train.y[tr_idx],
         validation_data=(train_features[val_idx], train.y[val_idx]),

@@ -61,17 +61,29 @@ def build_extractor(backbone: keras.Model, image_size: int) -> keras.Model:
 
 
 def build_head(
-    units: Sequence[int], activation: str, dropout: float, n_classes: int = 10, n_features: int = FEATURES
+    units: Sequence[int], activation: str, dropout: float, n_classes: int = 10, n_features: int = FEATURES,
+    standardize: bool = False,
 ) -> keras.Model:
-    """The trainable classifier on the features: Dense(units[i], activation) [+ Dropout] ..., Dense softmax."""
+    """The trainable classifier on the features: [Normalization,] Dense(units[i], activation) [+ Dropout] ...,
+    Dense softmax. With `standardize`, call `adapt_head(head, features)` before training."""
     features = keras.Input((n_features,), name="features")
     x = features
+    if standardize:
+        # The features' scale depends on the backbone (a random one gives values near 1e-7); standardised
+        # features let one learning rate suit every backbone. Its statistics are fitted, not trained.
+        x = keras.layers.Normalization(name="feature_scale")(x)
     for i, width in enumerate(units):
         x = keras.layers.Dense(width, activation=activation, name=f"head_dense_{i + 1}")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name=f"head_dropout_{i + 1}")(x)
     probs = keras.layers.Dense(n_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(features, probs, name="head")
+
+
+def adapt_head(head: keras.Model, features) -> None:
+    """Fit the head's feature standardisation (if it has one) to these training features."""
+    if any(layer.name == "feature_scale" for layer in head.layers):
+        head.get_layer("feature_scale").adapt(features)
 
 
 def build_whole(extractor: keras.Model, head: keras.Model) -> keras.Model:

@@ -37,6 +37,7 @@ class HeadParams(Section):
     units: list[Annotated[int, Field(ge=1)]] = [256, 256]
     activation: Literal["relu", "sigmoid", "tanh", "elu", "selu", "gelu", "swish"] = "relu"
     dropout: float = Field(0.0, ge=0, lt=1)
+    standardize: bool = True
 
 
 class TransferParams(Section):
