@@ -16,7 +16,8 @@ from stages import dataset
 from stages.distribution import rows_digest, task_role
 from stages.errors import PipelineError
 from stages.schema import load_params
-from stages.train import main, split_rows
+from stages.train import main
+from stages.train_data import split_rows
 from tests.conftest import REPO, write_params
 from tests.servers import free_port
 

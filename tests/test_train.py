@@ -19,7 +19,8 @@ from stages import dataset
 from stages.classes import CIFAR10_CLASSES
 from stages.errors import PipelineError
 from stages.schema.train import TrainParams
-from stages.train import main, split_rows, train
+from stages.train import main, train
+from stages.train_data import split_rows
 from tests.conftest import REPO, TEST_PER_CLASS, run, shrink_params, write_params
 from tests.sourcedata import write_image_folder
 from tests.tinydata import make_images
