@@ -35,6 +35,10 @@ def _check_checksum(value: str) -> str:
     return value
 
 
+# A checksum param: 'md5:<hex>', 'sha256:<hex>', a bare hex digest, or '' (record one).
+Checksum = Annotated[str, AfterValidator(_check_checksum)]
+
+
 class BaseParams(Section):
     seed: int = Field(42, ge=0, le=2**31 - 1)
     deterministic: bool = True
@@ -46,7 +50,7 @@ class TrackingParams(Section):
 
 class DownloadParams(Section):
     source: str = Field(OFFICIAL_SOURCE, min_length=1)
-    checksum: Annotated[str, AfterValidator(_check_checksum)] = OFFICIAL_CHECKSUM
+    checksum: Checksum = OFFICIAL_CHECKSUM
     retries: int = Field(3, ge=0, le=20)
     timeout: float = Field(60.0, gt=0, le=3600)
     train_per_class: int | None = Field(None, ge=1)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from stages.schema.common import Distribution, Section
-from stages.schema.data import parse_checksum
+from stages.schema.data import Checksum
 
 WEIGHTS_URL = (
     "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5"
@@ -28,11 +28,6 @@ def _check_weights(value: str) -> str:
     return value
 
 
-def _check_checksum(value: str) -> str:
-    parse_checksum(value)
-    return value
-
-
 class HeadParams(Section):
     units: list[Annotated[int, Field(ge=1)]] = [256, 256]
     activation: Literal["relu", "sigmoid", "tanh", "elu", "selu", "gelu", "swish"] = "relu"
@@ -43,7 +38,7 @@ class HeadParams(Section):
 class TransferParams(Section):
     weights: Annotated[str, Field(min_length=1), AfterValidator(_check_weights)] = "imagenet"
     weights_url: str = Field(WEIGHTS_URL, min_length=1)
-    weights_checksum: Annotated[str, AfterValidator(_check_checksum)] = WEIGHTS_CHECKSUM
+    weights_checksum: Checksum = WEIGHTS_CHECKSUM
     image_size: int = Field(224, ge=32, le=1024)
     head: HeadParams = HeadParams()
     learning_rate: float = Field(0.001, gt=0, le=10)
