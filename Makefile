@@ -7,7 +7,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Quiet TensorFlow's start-up banners; keep warnings and errors.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install repro test test-fast ui dag bench demo sweep-part2 clean
+.PHONY: install repro test test-fast ui dag bench results demo sweep-part2 clean
 
 install: $(STAMP)
 
@@ -34,8 +34,14 @@ ui: install
 dag: install
 	dvc dag
 
+# PROJECT: a project whose whole pipeline was reproduced on the full data set (default: this one);
+# the whole-pipeline benchmark and RESULTS.md are measured there.
+PROJECT ?= .
 bench: install
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run --project $(PROJECT)
+
+results: install
+	$(BIN)/python -m scripts.results --project $(PROJECT)
 
 # The whole DAG on a small subset with few epochs, as a DVC experiment named quick-demo.
 # SOURCE: the dataset (default: the official release; e.g. SOURCE=../shared/data/cifar10-jpeg.tar.gz).

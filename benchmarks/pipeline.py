@@ -3,7 +3,8 @@
 Run it in a project whose pipeline has been reproduced on the full data set
 (`python -m benchmarks.pipeline [--project DIR]`). It times `dvc repro` with nothing changed (median
 of repeated runs; it fails if anything would rerun) and reads each stage's wall time and peak RSS,
-which every stage logs to MLflow (`stage_wall_time_s`, `peak_rss_mb`), from its latest finished run.
+which every stage logs to MLflow (`stage_wall_time_s`, `peak_rss_mb`), from its latest finished
+`dvc repro` run.
 """
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ REPEATS = 5
 def noop_seconds(project: Path) -> list[float]:
     """Wall times of `dvc repro` in a project where nothing changed."""
     dvc = Path(sys.executable).parent / "dvc"
+    # Checked first: timing `dvc repro` in a project that is not reproduced would run the pipeline.
+    status = subprocess.run([str(dvc), "status", "--json"], cwd=project, capture_output=True, text=True)
+    if status.returncode != 0 or not (project / "dvc.lock").exists() or status.stdout.strip() not in ("", "{}"):
+        raise SystemExit(f"error: {project} is not a reproduced project (`dvc status` there is not up to date); "
+                         "run `dvc repro` there first or pass --project DIR")
     times = []
     for _ in range(REPEATS):
         started = time.perf_counter()
@@ -33,8 +39,12 @@ def noop_seconds(project: Path) -> list[float]:
     return times
 
 
-def stage_costs(project: Path) -> dict[str, dict]:
-    """Latest finished run of each stage in the project's MLflow store: wall time, peak RSS."""
+def latest_stage_runs(project: Path) -> dict[str, "mlflow.entities.Run"]:
+    """Each stage's latest finished `dvc repro` run in the project's MLflow store.
+
+    Runs of DVC experiments (tagged dvc_exp_name, e.g. the quick demo or a sweep) are skipped: they
+    ran other params than the workspace's.
+    """
     from mlflow.tracking import MlflowClient
 
     from stages.schema import load_params
@@ -49,11 +59,12 @@ def stage_costs(project: Path) -> dict[str, dict]:
     finally:
         os.chdir(cwd)
     out = {}
-    for stage in STAGES:
+    for stage in STAGES if experiment else ():
         runs = client.search_runs([experiment.experiment_id], f"tags.stage = '{stage}' and attributes.status = 'FINISHED'",
-                                  order_by=["attributes.start_time DESC"], max_results=1) if experiment else []
+                                  order_by=["attributes.start_time DESC"], max_results=50)
+        runs = [r for r in runs if "dvc_exp_name" not in r.data.tags]
         if runs:
-            out[stage] = runs[0].data.metrics
+            out[stage] = runs[0]
     return out
 
 
@@ -62,7 +73,7 @@ def main() -> None:
     parser.add_argument("--project", type=Path, default=Path("."))
     project = parser.parse_args().project.resolve()
     times = noop_seconds(project)
-    costs = stage_costs(project)
+    costs = {stage: run.data.metrics for stage, run in latest_stage_runs(project).items()}
     lines = [
         "## Whole pipeline",
         "",
@@ -75,12 +86,22 @@ def main() -> None:
         "| stage | wall time | peak RSS |",
         "| --- | --- | --- |",
     ]
+    total = 0.0
     for stage in STAGES:
         m = costs.get(stage)
         if m and "stage_wall_time_s" in m:
+            total += m["stage_wall_time_s"]
             lines.append(f"| {stage} | {m['stage_wall_time_s'] / 60:.1f} min | {m['peak_rss_mb']:.0f} MiB |")
         else:
             lines.append(f"| {stage} | no finished run | – |")
+    lines.append(f"| all stages | {total / 60:.1f} min | |")
+    transfer = costs.get("transfer", {})
+    if "embed_seconds" in transfer and "stage_wall_time_s" in transfer:
+        # One pass of the frozen backbone over train + test is the floor of any transfer method.
+        lines += ["", f"transfer stage wall time / one backbone pass over train + test: "
+                      f"**{transfer['stage_wall_time_s'] / transfer['embed_seconds']:.2f}x** "
+                      f"({transfer['stage_wall_time_s'] / 60:.1f} min / {transfer['embed_seconds'] / 60:.1f} min, "
+                      f"{transfer.get('embed_images_per_second', float('nan')):.1f} img/s; target <= 1.3x)."]
     print("\n".join(lines))
 
 

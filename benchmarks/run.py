@@ -1,11 +1,14 @@
-"""Run every benchmark script and write BENCHMARKS.md.
+"""Run the benchmark scripts and write BENCHMARKS.md.
 
 Each `benchmarks/<name>.py` runs in a process of its own (so one's memory does not inflate the
-next one's peak RSS) and prints a Markdown section; this collects them under a description of the
-machine. Usage: `python -m benchmarks.run [name ...]` (default: all of them).
+next one's peak RSS) and prints a Markdown section headed `## ...`; this collects them under a
+description of the machine. Sections of BENCHMARKS.md that were not rerun are kept, so one
+benchmark can be refreshed alone. Usage: `python -m benchmarks.run [--project DIR] [name ...]`
+(default: all of them; `--project` is the fully reproduced project the `pipeline` one measures).
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -35,26 +38,59 @@ def machine() -> str:
     )
 
 
+def split_sections(text: str) -> dict[str, str]:
+    """`## heading` -> the section's text (heading included), in file order."""
+    sections: dict[str, str] = {}
+    heading = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            heading = line
+            sections[heading] = line
+        elif heading is not None:
+            sections[heading] += "\n" + line
+    return {h: body.strip() for h, body in sections.items()}
+
+
+def merge(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """Old sections in their order, replaced by new ones of the same heading; new ones appended."""
+    merged = [new.get(h, body) for h, body in old.items()]
+    return merged + [body for h, body in new.items() if h not in old]
+
+
 def main(argv: list[str]) -> int:
-    names = argv or [n for n in ORDER if (HERE / f"{n}.py").exists()]
-    sections, failed = [], []
+    parser = argparse.ArgumentParser(description="Run benchmarks/ and write BENCHMARKS.md.")
+    parser.add_argument("names", nargs="*", metavar="name", help=" | ".join(ORDER) + " (default: all)")
+    parser.add_argument("--project", type=Path, default=Path("."),
+                        help="fully reproduced project for the pipeline benchmark (default: .)")
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.names if n not in ORDER]
+    if unknown:
+        parser.error(f"unknown benchmark {', '.join(unknown)}; allowed: {', '.join(ORDER)}")
+    names = args.names or [n for n in ORDER if (HERE / f"{n}.py").exists()]
+    new, failed = {}, []
     for name in names:
         started = time.perf_counter()
         print(f"running benchmarks.{name} ...", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}"], capture_output=True, text=True)
+        extra = ["--project", str(args.project)] if name == "pipeline" else []
+        proc = subprocess.run([sys.executable, "-m", f"benchmarks.{name}", *extra], capture_output=True, text=True)
         if proc.returncode != 0:
             failed.append(name)
             print(proc.stderr[-3000:], file=sys.stderr)
             continue
-        sections.append(proc.stdout.strip())
+        for heading, body in split_sections(proc.stdout).items():
+            # Kept sections may come from other days; each says when it was measured.
+            new[heading] = body.replace(heading, f"{heading}\n\n*Measured on {time.strftime('%Y-%m-%d')}.*", 1)
         print(f"  done in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    out = Path("BENCHMARKS.md")
+    old = split_sections(out.read_text()) if out.exists() else {}
+    sections = merge(old, new)
     header = (
         "# Benchmarks\n\n"
-        f"Measured on {time.strftime('%Y-%m-%d')} with `make bench` (`python -m benchmarks.run`) on: {machine()}.\n"
+        f"Last written on {time.strftime('%Y-%m-%d')} by `make bench` (`python -m benchmarks.run`) on: {machine()}.\n"
         "Figures are medians of repeated runs; every ratio is measured side by side in the same run.\n"
         "The machine is shared, so expect a few percent of noise between runs.\n"
     )
-    Path("BENCHMARKS.md").write_text(header + "\n" + "\n\n".join(sections) + "\n")
+    out.write_text(header + "\n" + "\n\n".join(sections) + "\n")
     if failed:
         print(f"error: benchmarks failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -61,7 +61,7 @@ MODELS: tuple[str, ...] = ("baseline", "augmented", "transfer")
 DESCRIPTIONS = {
     "baseline": "CNN on the imbalanced set (cat, dog cut to 10%)",
     "augmented": "CNN on the set rebalanced by offline augmentation",
-    "transfer": "EfficientNet-B0 (ImageNet, frozen) + dense head",
+    "transfer": "EfficientNet-B0 backbone, frozen (ImageNet weights in the study), + dense head",
 }
 
 

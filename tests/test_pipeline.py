@@ -5,13 +5,14 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.conftest import run, write_params
+from tests.conftest import REPO, run, write_params
 from tests.servers import mlflow_server
 from tests.sourcedata import pack_tar, write_binary_release
 from tests.tinydata import make_images
@@ -59,7 +60,8 @@ def pipeline_repo(dvc_repo, served_release):
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipeline_repo, tmp_path, mlflow_template):
+def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipeline_repo, tmp_path, mlflow_template,
+                                                                       tiny_params, served_release):
     repo = pipeline_repo
     shutil.copy(mlflow_template, tmp_path / "server.db")
     with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as url:
@@ -90,6 +92,17 @@ def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipelin
             assert f"{model}_test_recall_cat" in evaluate.data.metrics
         local = client.download_artifacts(evaluate.info.run_id, "", str(tmp_path / "fetched"))
         assert any(p.name == "comparison.md" for p in Path(local).rglob("*"))
+
+        # RESULTS.md is written from the run's own figures.
+        results = tmp_path / "RESULTS.md"
+        run([sys.executable, "-m", "scripts.results", "--project", str(repo), "--output", str(results)], REPO, env)
+        text = results.read_text()
+        for stage in STAGES:
+            assert f"| {stage} | " in text, stage
+        baseline = by_stage["train-baseline"].data.metrics
+        assert f"test accuracy {baseline['test_accuracy']:.4f}" in text
+        assert f"| `download.source` | `{tiny_params['download']['source']}` | `{served_release[0]}` |" in text
+        assert "not transfer learning" in text and "### Recall per class" in text
 
         again = run(["dvc", "repro"], repo, env)
         assert ran(again) == set() and "up to date" in again.stdout

@@ -1,0 +1,137 @@
+"""Write RESULTS.md from a project whose whole pipeline has been reproduced with `dvc repro`.
+
+Every figure comes from that project: the per-class tables from its reports/comparison.md (the
+evaluate stage's report), each stage's cost and training facts from its latest `dvc repro` run in
+MLflow, and the parameters that differ from the committed params.yaml from git. Usage:
+
+    python -m scripts.results [--project DIR] [--output RESULTS.md]
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.pipeline import STAGES, latest_stage_runs
+from benchmarks.run import machine
+
+
+def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested params as dotted keys (the spelling `dvc exp run -S` takes)."""
+    if not isinstance(tree, dict):
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        out.update(flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def changed_params(project: Path) -> dict[str, tuple[Any, Any]]:
+    """Dotted key -> (committed value, workspace value) for every key of params.yaml that differs."""
+    committed = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=project, capture_output=True, text=True,
+                               check=True).stdout
+    old, new = flat(yaml.safe_load(committed)), flat(yaml.safe_load((project / "params.yaml").read_text()))
+    return {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
+
+
+def _count(value: str | None) -> str:
+    return f"{int(value):,}" if value and value.isdigit() else "?"
+
+
+def stage_notes(stage: str, metrics: dict[str, float], params: dict[str, str]) -> str:
+    """What a stage's run says about the work it did, in a few words."""
+    m = metrics
+    if stage == "download" and "count_train" in m:
+        return f"{m['count_train']:,.0f} train / {m['count_test']:,.0f} test images"
+    if stage in ("imbalance-subsample", "augment") and "count_after" in m:
+        return f"{m['count_before']:,.0f} -> {m['count_after']:,.0f} training images"
+    if stage.startswith("train-") and "epochs_run" in m:
+        return (f"{m['epochs_run']:.0f} epochs (best {m['best_epoch']:.0f}, early stopping), "
+                f"{_count(params.get('train_images'))} train / {_count(params.get('val_images'))} validation images, "
+                f"{m['train_images_per_s']:.0f} img/s, test accuracy {m['test_accuracy']:.4f}")
+    if stage == "transfer" and "embed_seconds" in m:
+        return (f"one backbone pass over train + test {_minutes(m['embed_seconds'])} "
+                f"({m['embed_images_per_second']:.1f} img/s), head {_minutes(m.get('head_seconds', 0))}, "
+                f"test accuracy {m['test_accuracy']:.4f}")
+    if stage == "evaluate":
+        scored = sorted(k[: -len("_test_accuracy")] for k in m if k.endswith("_test_accuracy"))
+        return f"scored {', '.join(scored)}" if scored else ""
+    return ""
+
+
+def results_markdown(project: Path) -> str:
+    runs = latest_stage_runs(project)
+    missing = [s for s in STAGES if s not in runs]
+    if missing:
+        raise SystemExit(f"error: no finished `dvc repro` run in {project} for stage(s) {', '.join(missing)}")
+    report = (project / "reports" / "comparison.md").read_text()
+    commit = runs["evaluate"].data.tags.get("git_commit", "unknown")
+    finished = time.strftime("%Y-%m-%d", time.gmtime(runs["evaluate"].info.end_time / 1000))
+    weights = runs["transfer"].data.params.get("transfer.weights", "?")
+    changes = changed_params(project)
+
+    out = ["# Results: the study reproduced on the full CIFAR-10 set", ""]
+    groups = {r.data.tags.get("pipeline.group") for r in runs.values()}
+    how = "One `dvc repro`" if len(groups) == 1 else f"`dvc repro` ({len(groups)} executions; each stage's latest run)"
+    out.append(f"{how} of the whole pipeline with the committed `params.yaml` (commit `{commit[:10]}`) "
+               f"except the keys listed below, finished on {finished}, on {machine()}. Written by "
+               "`python -m scripts.results` from that run; no figure here comes from anywhere else.")
+    if weights == "none":
+        out += ["", "> **The transfer model is not transfer learning.** This run used `transfer.weights: none`, "
+                "not the ImageNet weights: its EfficientNet-B0 is frozen with *random* weights and only the head "
+                "was trained. Its column measures a random convolutional feature extractor, not the study's "
+                "ImageNet transfer, and is marked † below."]
+    out += ["", "## What differs from the defaults", "", "| key | default | this run |", "| --- | --- | --- |"]
+    out += [f"| `{k}` | `{a}` | `{b}` |" for k, (a, b) in changes.items()] or ["| (nothing) | | |"]
+
+    out += ["", "## Cost of each stage", "", "Wall time and peak resident memory of each stage's process, as "
+            "logged to MLflow (`stage_wall_time_s`, `peak_rss_mb`).", "",
+            "| stage | wall time | peak RSS | what it did |", "| --- | ---: | ---: | --- |"]
+    total = 0.0
+    for stage in STAGES:
+        m, p = runs[stage].data.metrics, runs[stage].data.params
+        total += m["stage_wall_time_s"]
+        out.append(f"| {stage} | {_minutes(m['stage_wall_time_s'])} | {m['peak_rss_mb']:,.0f} MiB | "
+                   f"{stage_notes(stage, m, p)} |")
+    out.append(f"| **all stages** | **{_minutes(total)}** | | |")
+
+    body = report.split("\n", 1)[1].lstrip("\n")  # the report's own title is replaced by this file's
+    out += ["", "## Per-class results beside the study's", "", "From `reports/comparison.md` (evaluate stage).", ""]
+    out += [("#" + line) if line.startswith("## ") else line for line in body.splitlines()]
+
+    sets = " ".join(f"-S '{k}={b}'" for k, (_, b) in changes.items())
+    out += ["", "## Reproduce", "", "```bash", "make install"]
+    if changes:
+        out += ["# set the keys above in params.yaml, then"]
+    out += [".venv/bin/dvc repro"]
+    if changes:
+        out += [f"# (or, without editing params.yaml: .venv/bin/dvc exp run {sets})"]
+    out += [
+            ".venv/bin/dvc metrics show            # accuracy, macro/weighted and per-class figures",
+            ".venv/bin/python -m scripts.results   # this file",
+            "make ui                               # the runs in the MLflow UI", "```"]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description="Write RESULTS.md from a reproduced project.")
+    parser.add_argument("--project", type=Path, default=Path("."))
+    parser.add_argument("--output", type=Path, default=Path("RESULTS.md"))
+    args = parser.parse_args(argv)
+    text = results_markdown(args.project.resolve())
+    args.output.write_text(text)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
