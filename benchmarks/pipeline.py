@@ -68,6 +68,10 @@ def latest_stage_runs(project: Path) -> dict[str, "mlflow.entities.Run"]:
     return out
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", type=Path, default=Path("."))
@@ -84,17 +88,17 @@ def main() -> None:
         f"(min {min(times):.2f} s, max {max(times):.2f} s; target <= 3 s).",
         "",
         "| stage | wall time | peak RSS |",
-        "| --- | --- | --- |",
+        "| --- | ---: | ---: |",
     ]
     total = 0.0
     for stage in STAGES:
         m = costs.get(stage)
         if m and "stage_wall_time_s" in m:
             total += m["stage_wall_time_s"]
-            lines.append(f"| {stage} | {m['stage_wall_time_s'] / 60:.1f} min | {m['peak_rss_mb']:.0f} MiB |")
+            lines.append(f"| {stage} | {_duration(m['stage_wall_time_s'])} | {m['peak_rss_mb']:,.0f} MiB |")
         else:
             lines.append(f"| {stage} | no finished run | – |")
-    lines.append(f"| all stages | {total / 60:.1f} min | |")
+    lines.append(f"| all stages | {_duration(total)} | |")
     transfer = costs.get("transfer", {})
     if "embed_seconds" in transfer and "stage_wall_time_s" in transfer:
         # One pass of the frozen backbone over train + test is the floor of any transfer method.

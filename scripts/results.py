@@ -62,6 +62,8 @@ def stage_notes(stage: str, metrics: dict[str, float], params: dict[str, str]) -
         return (f"one backbone pass over train + test {_minutes(m['embed_seconds'])} "
                 f"({m['embed_images_per_second']:.1f} img/s), head {_minutes(m.get('head_seconds', 0))}, "
                 f"test accuracy {m['test_accuracy']:.4f}")
+    if stage == "fetch-weights" and params.get("transfer.weights") == "none":
+        return "transfer.weights none: wrote the manifest only"
     if stage == "evaluate":
         scored = sorted(k[: -len("_test_accuracy")] for k in m if k.endswith("_test_accuracy"))
         return f"scored {', '.join(scored)}" if scored else ""
@@ -74,17 +76,22 @@ def results_markdown(project: Path) -> str:
     if missing:
         raise SystemExit(f"error: no finished `dvc repro` run in {project} for stage(s) {', '.join(missing)}")
     report = (project / "reports" / "comparison.md").read_text()
-    commit = runs["evaluate"].data.tags.get("git_commit", "unknown")
+    by_commit: dict[str, list[str]] = {}
+    for stage, run in runs.items():
+        by_commit.setdefault(run.data.tags.get("git_commit", "unknown")[:10], []).append(stage)
     finished = time.strftime("%Y-%m-%d", time.gmtime(runs["evaluate"].info.end_time / 1000))
     weights = runs["transfer"].data.params.get("transfer.weights", "?")
     changes = changed_params(project)
 
     out = ["# Results: the study reproduced on the full CIFAR-10 set", ""]
     groups = {r.data.tags.get("pipeline.group") for r in runs.values()}
-    how = "One `dvc repro`" if len(groups) == 1 else f"`dvc repro` ({len(groups)} executions; each stage's latest run)"
-    out.append(f"{how} of the whole pipeline with the committed `params.yaml` (commit `{commit[:10]}`) "
-               f"except the keys listed below, finished on {finished}, on {machine()}. Written by "
-               "`python -m scripts.results` from that run; no figure here comes from anywhere else.")
+    out += ["The whole pipeline on the full data set, with the committed `params.yaml` except the keys listed "
+            "below. Written by `python -m scripts.results` from the run's own records; no figure here comes "
+            "from anywhere else.", "",
+            f"- Runs: each stage's latest finished `dvc repro` run ({len(groups)} `dvc repro` "
+            f"execution{'s' if len(groups) > 1 else ''}), finished on {finished}",
+            "- Code: " + "; ".join(f"commit `{c}` ({', '.join(stages)})" for c, stages in by_commit.items()),
+            f"- Machine: {machine()}"]
     if weights == "none":
         out += ["", "> **The transfer model is not transfer learning.** This run used `transfer.weights: none`, "
                 "not the ImageNet weights: its EfficientNet-B0 is frozen with *random* weights and only the head "

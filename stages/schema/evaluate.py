@@ -12,4 +12,4 @@ class EvaluateParams(Section):
     models: list[Literal["baseline", "augmented", "transfer"]] = Field(
         ["baseline", "augmented", "transfer"], min_length=1
     )
-    batch_size: int = Field(512, ge=1, le=65536)
+    batch_size: int = Field(128, ge=1, le=65536)
