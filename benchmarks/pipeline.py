@@ -60,15 +60,22 @@ def latest_stage_runs(project: Path) -> dict[str, "mlflow.entities.Run"]:
         os.chdir(cwd)
     out = {}
     for stage in STAGES if experiment else ():
-        runs = client.search_runs([experiment.experiment_id], f"tags.stage = '{stage}' and attributes.status = 'FINISHED'",
-                                  order_by=["attributes.start_time DESC"], max_results=50)
-        runs = [r for r in runs if "dvc_exp_name" not in r.data.tags]
-        if runs:
-            out[stage] = runs[0]
+        token = None
+        while stage not in out:
+            page = client.search_runs([experiment.experiment_id],
+                                      f"tags.stage = '{stage}' and attributes.status = 'FINISHED'",
+                                      order_by=["attributes.start_time DESC"], max_results=100, page_token=token)
+            found = [r for r in page if "dvc_exp_name" not in r.data.tags]
+            if found:
+                out[stage] = found[0]
+            if not page.token:
+                break
+            token = page.token
     return out
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """Seconds as "12.3 s" below a minute, else "4.5 min"."""
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
 
 
@@ -95,16 +102,16 @@ def main() -> None:
         m = costs.get(stage)
         if m and "stage_wall_time_s" in m:
             total += m["stage_wall_time_s"]
-            lines.append(f"| {stage} | {_duration(m['stage_wall_time_s'])} | {m['peak_rss_mb']:,.0f} MiB |")
+            lines.append(f"| {stage} | {duration(m['stage_wall_time_s'])} | {m['peak_rss_mb']:,.0f} MiB |")
         else:
             lines.append(f"| {stage} | no finished run | – |")
-    lines.append(f"| all stages | {_duration(total)} | |")
+    lines.append(f"| all stages | {duration(total)} | |")
     transfer = costs.get("transfer", {})
     if "embed_seconds" in transfer and "stage_wall_time_s" in transfer:
         # One pass of the frozen backbone over train + test is the floor of any transfer method.
         lines += ["", f"transfer stage wall time / one backbone pass over train + test: "
                       f"**{transfer['stage_wall_time_s'] / transfer['embed_seconds']:.2f}x** "
-                      f"({transfer['stage_wall_time_s'] / 60:.1f} min / {transfer['embed_seconds'] / 60:.1f} min, "
+                      f"({duration(transfer['stage_wall_time_s'])} / {duration(transfer['embed_seconds'])}, "
                       f"{transfer.get('embed_images_per_second', float('nan')):.1f} img/s; target <= 1.3x)."]
     print("\n".join(lines))
 

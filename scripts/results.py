@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from benchmarks.pipeline import STAGES, latest_stage_runs
+from benchmarks.pipeline import STAGES, duration, latest_stage_runs
 from benchmarks.run import machine
 
 
@@ -39,10 +39,6 @@ def changed_params(project: Path) -> dict[str, tuple[Any, Any]]:
     return {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
 
 
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
-
-
 def _count(value: str | None) -> str:
     return f"{int(value):,}" if value and value.isdigit() else "?"
 
@@ -59,8 +55,8 @@ def stage_notes(stage: str, metrics: dict[str, float], params: dict[str, str]) -
                 f"{_count(params.get('train_images'))} train / {_count(params.get('val_images'))} validation images, "
                 f"{m['train_images_per_s']:.0f} img/s, test accuracy {m['test_accuracy']:.4f}")
     if stage == "transfer" and "embed_seconds" in m:
-        return (f"one backbone pass over train + test {_minutes(m['embed_seconds'])} "
-                f"({m['embed_images_per_second']:.1f} img/s), head {_minutes(m.get('head_seconds', 0))}, "
+        return (f"one backbone pass over train + test {duration(m['embed_seconds'])} "
+                f"({m['embed_images_per_second']:.1f} img/s), head {duration(m.get('head_seconds', 0))}, "
                 f"test accuracy {m['test_accuracy']:.4f}")
     if stage == "fetch-weights" and params.get("transfer.weights") == "none":
         return "transfer.weights none: wrote the manifest only"
@@ -107,9 +103,9 @@ def results_markdown(project: Path) -> str:
     for stage in STAGES:
         m, p = runs[stage].data.metrics, runs[stage].data.params
         total += m["stage_wall_time_s"]
-        out.append(f"| {stage} | {_minutes(m['stage_wall_time_s'])} | {m['peak_rss_mb']:,.0f} MiB | "
+        out.append(f"| {stage} | {duration(m['stage_wall_time_s'])} | {m['peak_rss_mb']:,.0f} MiB | "
                    f"{stage_notes(stage, m, p)} |")
-    out.append(f"| **all stages** | **{_minutes(total)}** | | |")
+    out.append(f"| **all stages** | **{duration(total)}** | | |")
 
     body = report.split("\n", 1)[1].lstrip("\n")  # the report's own title is replaced by this file's
     out += ["", "## Per-class results beside the study's", "", "From `reports/comparison.md` (evaluate stage).", ""]
