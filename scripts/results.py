@@ -19,23 +19,15 @@ import yaml
 
 from benchmarks.pipeline import STAGES, duration, latest_stage_runs
 from benchmarks.run import machine
-
-
-def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested params as dotted keys (the spelling `dvc exp run -S` takes)."""
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        out.update(flat(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
+from stages.schema import flatten_dict
 
 
 def changed_params(project: Path) -> dict[str, tuple[Any, Any]]:
     """Dotted key -> (committed value, workspace value) for every key of params.yaml that differs."""
     committed = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=project, capture_output=True, text=True,
                                check=True).stdout
-    old, new = flat(yaml.safe_load(committed)), flat(yaml.safe_load((project / "params.yaml").read_text()))
+    old = flatten_dict(yaml.safe_load(committed))
+    new = flatten_dict(yaml.safe_load((project / "params.yaml").read_text()))
     return {k: (old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)}
 
 

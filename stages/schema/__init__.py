@@ -102,18 +102,19 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
 
 def flatten(section: Section, prefix: str) -> dict[str, Any]:
     """Flatten a section to dotted keys (`train.model.filters`), the form logged to MLflow."""
+    return flatten_dict(section.model_dump(), prefix)
+
+
+def flatten_dict(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as dotted keys, the spelling of MLflow params and of `dvc exp run -S`."""
     out: dict[str, Any] = {}
-    for key, value in section.model_dump().items():
-        _flatten_into(out, f"{prefix}.{key}", value)
+    for key, value in tree.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict):
+            out.update(flatten_dict(value, dotted))
+        else:
+            out[dotted] = value
     return out
-
-
-def _flatten_into(out: dict, key: str, value: Any) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flatten_into(out, f"{key}.{k}", v)
-    else:
-        out[key] = value
 
 
 __all__ = ["Params", "PARAMS_FILE", "load_params", "parse_params", "flatten"]
