@@ -27,10 +27,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from stages import dataset  # noqa: E402
-from stages.classes import CIFAR10_CLASSES  # noqa: E402
-from stages.dataset import Dataset  # noqa: E402
-from stages.schema.augment import AugmentParams  # noqa: E402
+from cifar10.data import dataset  # noqa: E402
+from cifar10.classes import CIFAR10_CLASSES  # noqa: E402
+from cifar10.data.dataset import Dataset  # noqa: E402
+from cifar10.schema.augment import AugmentParams  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = 3
@@ -46,8 +46,8 @@ def imbalanced_set(seed: int = 0) -> Dataset:
 
 
 def throughput(ds: Dataset, cfg: AugmentParams, runs: int) -> list[float]:
-    import stages.augmentations  # noqa: F401 - TF's one-off import is not part of the rate
-    from stages.augment import augment
+    import cifar10.augmentation.layers  # noqa: F401 - TF's one-off import is not part of the rate
+    from cifar10.augmentation.rebalance import augment
 
     rates = []
     for i in range(runs):
@@ -88,7 +88,7 @@ def stage_peak_rss(ds: Dataset) -> tuple[float, float, str]:
 def import_rss() -> float:
     """Peak RSS in MB of a process that only imports what the stage imports (TF, keras-cv, MLflow)."""
     code = (
-        "import resource, stages.augmentations, stages.augment_figures, mlflow.tracking; "
+        "import resource, cifar10.augmentation.layers, cifar10.reporting.figures, mlflow.tracking; "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -47,12 +47,12 @@ def latest_stage_runs(project: Path) -> dict[str, "mlflow.entities.Run"]:
     """
     from mlflow.tracking import MlflowClient
 
-    from stages.schema import load_params
+    from cifar10.schema import load_params
 
     cwd = Path.cwd()
     os.chdir(project)
     try:
-        from stages.tracking import tracking_uri
+        from cifar10.tracking.store import tracking_uri
 
         client = MlflowClient(tracking_uri())
         experiment = client.get_experiment_by_name(load_params().tracking.experiment)

@@ -22,9 +22,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from stages.classes import CIFAR10_CLASSES  # noqa: E402
-from stages.dataset import Dataset  # noqa: E402
-from stages.schema.train import ModelParams, TrainParams  # noqa: E402
+from cifar10.classes import CIFAR10_CLASSES  # noqa: E402
+from cifar10.data.dataset import Dataset  # noqa: E402
+from cifar10.schema.train import ModelParams, TrainParams  # noqa: E402
 
 BATCH = 64
 STEPS = 40
@@ -40,7 +40,7 @@ def _images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def _compiled(policy: str):
     import keras
 
-    from stages.cnn import build_cnn
+    from cifar10.models.cnn import build_cnn
 
     keras.mixed_precision.set_global_policy(policy)
     model = build_cnn(ModelParams())
@@ -58,7 +58,7 @@ def _time(fn) -> float:
 
 def throughput() -> dict:
     """Images/s of the stage path and bare fit (float32), and of the stage path with bfloat16."""
-    from stages.train_data import train_batches
+    from cifar10.training.inputs import train_batches
 
     x, y = _images(5000)
     x, y = x[: STEPS * BATCH], y[: STEPS * BATCH]  # one epoch = STEPS steps
@@ -117,7 +117,8 @@ def _read_real(train_per_class: int, test_per_class: int) -> tuple[Dataset, Data
 
 def accuracy(epochs: int = 3) -> dict | None:
     """Test accuracy of `train()` in float32 and mixed_bfloat16 on a real CIFAR-10 subset."""
-    from stages.train import predict_labels, train
+    from cifar10.reporting.scoring import predict_proba
+    from cifar10.training.fit import train
 
     real = _read_real(500, 100)
     if real is None:
@@ -127,8 +128,9 @@ def accuracy(epochs: int = 3) -> dict | None:
     for policy in ("float32", "mixed_bfloat16"):
         # A short run: momentum 0.9 lets batch norm's moving averages settle within it (see params.yaml).
         cfg = TrainParams(epochs=epochs, precision=policy, model=ModelParams(batch_norm_momentum=0.9))
-        model, history, info = train(train_ds, cfg, seed=42)
-        acc = float(np.mean(predict_labels(model, test_ds.x, 256) == test_ds.y))
+        result = train(train_ds, cfg, seed=42)
+        model, history, info = result.model, result.history, result.info
+        acc = float(np.mean(predict_proba(model, test_ds.x, 256).argmax(axis=1) == test_ds.y))
         last = history[-1]
         out[policy] = {"loss": last["loss"], "accuracy": last["accuracy"], "val_loss": last["val_loss"],
                        "test_accuracy": acc, "seconds": info["train_seconds"]}
@@ -140,7 +142,7 @@ def peak_rss_child() -> None:
     """In a fresh process: train() on 50,000 uint8 images for a few steps; print peak RSS in MiB."""
     import keras
 
-    from stages.train import train
+    from cifar10.training.fit import train
 
     class StopAfter(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):

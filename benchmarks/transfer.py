@@ -26,14 +26,14 @@ FULL_SET = 60_000
 
 
 def _data(n: int, seed: int):
-    from stages.dataset import Dataset
+    from cifar10.data.dataset import Dataset
 
     rng = np.random.default_rng(seed)
     return Dataset(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.arange(n, dtype=np.int64) % 10)
 
 
 def _cfg(size: int, epochs: int):
-    from stages.schema.transfer import TransferParams
+    from cifar10.schema.transfer import TransferParams
 
     return TransferParams(weights="none", image_size=size, epochs=epochs)
 
@@ -41,9 +41,10 @@ def _cfg(size: int, epochs: int):
 def speed(n_images: int, size: int, epochs: int, repeats: int) -> dict:
     import keras
 
-    from stages import transfer_model as tm
-    from stages.embeddings import embed
-    from stages.transfer import train_transfer
+    from cifar10.models import transfer as tm
+    from cifar10.training.embeddings import embed
+    from cifar10.training.distribution import make_cluster
+    from cifar10.training.transfer import train_transfer
 
     train, test = _data(n_images, 0), _data(max(n_images // 8, 10), 1)
     cfg = _cfg(size, epochs)
@@ -51,7 +52,7 @@ def speed(n_images: int, size: int, epochs: int, repeats: int) -> dict:
     for _ in range(repeats):
         keras.backend.clear_session()
         started = time.perf_counter()
-        result = train_transfer(train, test, cfg, None, seed=0)
+        result = train_transfer(train, cfg, None, seed=0, cluster=make_cluster("none"))
         stage.append(time.perf_counter() - started)
         extractor = result.model.get_layer("extractor")  # warm: traced by the stage run
         started = time.perf_counter()
@@ -83,14 +84,15 @@ def speed(n_images: int, size: int, epochs: int, repeats: int) -> dict:
 
 def memory_probe(n_embed: int, size: int) -> None:
     """In a fresh process: full-size uint8 set in memory, embed its first images, head epoch on full features."""
-    from stages import transfer_model as tm
-    from stages.embeddings import embed, stratified_split
+    from cifar10.models import transfer as tm
+    from cifar10.data.splits import split_rows
+    from cifar10.training.embeddings import embed
 
     full = _data(FULL_SET, 2)
     extractor = tm.build_extractor(tm.build_backbone(size, None), size)
     features, rate = embed(extractor, full.x[:n_embed], 64, desc="memory probe")
     cached = np.resize(features, (FULL_SET, features.shape[1]))  # the size the full pass would cache
-    tr, val = stratified_split(full.y, 0.1, 0)
+    tr, val = split_rows(full.y, 0.1, 0)
     head = tm.build_head([256, 256], "relu", 0.0)
     head.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     started = time.perf_counter()

@@ -19,7 +19,7 @@ import yaml
 
 from benchmarks.pipeline import STAGES, duration, latest_stage_runs
 from benchmarks.run import machine
-from stages.schema import flatten_dict
+from cifar10.schema import flatten_dict
 
 
 def changed_params(project: Path) -> dict[str, tuple[Any, Any]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages import dataset
+from cifar10.data import dataset
 from tests.sourcedata import http_server  # noqa: F401 - fixture: a 127.0.0.1 HTTP server
 from tests.tinydata import make_images
 
@@ -38,10 +38,18 @@ def shrink_params(params: dict) -> dict:
     return p
 
 
+def committed_params() -> dict:
+    """The project's params.yaml as committed, not as a user may have edited it (`dvc exp run -S`,
+    `make demo`): tests pin the defaults, whatever the working copy holds."""
+    proc = subprocess.run(["git", "show", "HEAD:params.yaml"], cwd=REPO, capture_output=True, text=True)
+    text = proc.stdout if proc.returncode == 0 else (REPO / "params.yaml").read_text()  # not a git checkout
+    return yaml.safe_load(text)
+
+
 @pytest.fixture
 def tiny_params() -> dict:
-    """A shrunken copy of the project's params.yaml, as a plain dict to edit and write."""
-    return shrink_params(yaml.safe_load((REPO / "params.yaml").read_text()))
+    """A shrunken copy of the project's committed params.yaml, as a plain dict to edit and write."""
+    return shrink_params(committed_params())
 
 
 @pytest.fixture
@@ -107,7 +115,8 @@ def dvc_repo(tmp_path, tiny_params, mlflow_uri) -> Path:
     """A temporary git + DVC repository holding a copy of the project's code, dvc.yaml and tiny params."""
     root = tmp_path / "repo"
     root.mkdir()
-    shutil.copytree(REPO / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("stages", "cifar10"):
+        shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
     write_params(root, tiny_params)
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]

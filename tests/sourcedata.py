@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.classes import CIFAR10_CLASSES
-from stages.dataset import Dataset
+from cifar10.classes import CIFAR10_CLASSES
+from cifar10.data.dataset import Dataset
 from tests.tinydata import to_cifar_binary
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.augmentations import augment_rows, layer_seeds, make_augmenter
-from stages.schema.augment import AugmentParams
+from cifar10.augmentation.layers import augment_rows, layer_seeds, make_augmenter
+from cifar10.schema.augment import AugmentParams
 
 N = 64
 # Every transform switched off; each test turns on one.

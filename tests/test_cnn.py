@@ -7,11 +7,11 @@ import keras
 import numpy as np
 import pytest
 
-from stages.cnn import build_cnn, check_model_params, param_counts
-from stages.errors import PipelineError
-from stages.schema import parse_params
-from stages.schema.train import ModelParams, TrainParams
-from stages.train import train
+from cifar10.errors import PipelineError
+from cifar10.models.cnn import build_cnn, param_counts
+from cifar10.schema import parse_params
+from cifar10.schema.train import ModelParams, TrainParams
+from cifar10.training.fit import train
 
 SMALL = {"filters": [4, 8], "conv_dropout": [0.1, 0.2], "dense_units": [8]}
 
@@ -77,7 +77,8 @@ def test_kernel_and_block_count_change_the_architecture():
 ])
 def test_option_combinations_train_one_epoch(combo, tiny_train):
     cfg = TrainParams.model_validate({**combo, "epochs": 1, "batch_size": 16})
-    model, history, info = train(tiny_train, cfg, seed=0)
+    result = train(tiny_train, cfg, seed=0)
+    model, history, info = result.model, result.history, result.info
     assert len(history) == 1 and np.isfinite(history[0]["loss"]) and np.isfinite(history[0]["val_loss"])
     assert info["train_images"] + info["val_images"] == len(tiny_train)
     assert np.isfinite(model.predict(tiny_train.x[:4], verbose=0)).all()
@@ -94,10 +95,9 @@ def test_option_combinations_train_one_epoch(combo, tiny_train):
     ({"filters": [4] * 6, "conv_dropout": [0.1] * 6}, r"^params\.yaml: train\.model\.filters: 6 conv blocks"),
 ])
 def test_impossible_combinations_are_rejected_with_the_key(model, message):
+    """The schema refuses architectures that cannot be built, before any stage does work."""
     with pytest.raises(PipelineError, match=message):
-        check_model_params(ModelParams(**model))
-    with pytest.raises(PipelineError, match=message):
-        build_cnn(ModelParams(**model))
+        parse_params({"train": {"model": model}})
 
 
 @pytest.mark.parametrize("train, key", [

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from stages import dataset
-from stages.distribution import rows_digest, task_role
-from stages.errors import PipelineError
-from stages.schema import load_params
+from cifar10.data import dataset
+from cifar10.data.splits import split_rows
+from cifar10.errors import PipelineError
+from cifar10.schema import load_params
+from cifar10.training.distribution import rows_digest, task_role
 from stages.train import main
-from stages.train_data import split_rows
 from tests.conftest import REPO, write_params
 from tests.servers import free_port
 
@@ -86,12 +86,12 @@ def test_two_workers_train_one_model_one_run_on_disjoint_shards(workdir, tiny_pa
     assert run.info.status == "FINISHED"
     assert run.data.params["train.distribution"] == "multi_worker"
     assert run.data.params["shard_workers"] == "2" and run.data.params["replicas"] == "2"
-    assert "loss" in run.data.metrics and "test_accuracy" in run.data.metrics
+    assert "loss" in run.data.metrics and "model_sha256" in run.data.tags
 
     # Each worker read its own shard; together the shards are exactly the training rows.
     reports = [json.loads((shards / f"train-baseline-worker{i}.json").read_text()) for i in range(2)]
     params = load_params(workdir / "params.yaml")
-    train_rows, _ = split_rows(tiny_train.y, params.train, params.base.seed)
+    train_rows, _ = split_rows(tiny_train.y, params.train.validation_split, params.base.seed)
     seen = [set(r["rows"]) for r in reports]
     assert [r["worker"] for r in reports] == [0, 1] and [r["is_chief"] for r in reports] == [True, False]
     assert seen[0] and seen[1] and not seen[0] & seen[1]

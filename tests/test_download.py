@@ -7,12 +7,13 @@ import re
 
 import numpy as np
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
-from stages import dataset, download
-from stages.sources import fetch as fetch_mod
-from tests.conftest import run, write_params
+from cifar10.data import dataset
+from cifar10.paths import RAW_SOURCE_INFO
+from stages import download
+from cifar10.data.sources import fetch as fetch_mod
+from tests.conftest import write_params
 from tests.sourcedata import (
     hostile_tar,
     pack_tar,
@@ -22,7 +23,8 @@ from tests.sourcedata import (
 )
 from tests.tinydata import make_images
 
-OUTPUTS = (dataset.RAW_TRAIN, dataset.RAW_TEST, download.SOURCE_INFO)
+RAW_DIR = RAW_SOURCE_INFO.parent
+OUTPUTS = (dataset.RAW_TRAIN, dataset.RAW_TEST, RAW_SOURCE_INFO)
 
 
 @pytest.fixture(autouse=True)
@@ -79,8 +81,8 @@ def _fails(capsys, pattern: str) -> None:
     assert err.startswith("error: ") and re.search(pattern, err), err
     for path in OUTPUTS:
         assert not path.exists()
-    if download.RAW_DIR.exists():
-        assert not list(download.RAW_DIR.iterdir())  # no scratch or temporary files left
+    if RAW_DIR.exists():
+        assert not list(RAW_DIR.iterdir())  # no scratch or temporary files left
 
 
 def test_binary_release_over_http_with_md5_is_parsed_and_logged(project, http_server, binary_release, data, mlflow_uri):
@@ -91,9 +93,9 @@ def test_binary_release_over_http_with_md5_is_parsed_and_logged(project, http_se
     train, test = dataset.load(dataset.RAW_TRAIN), dataset.load(dataset.RAW_TEST)
     assert np.array_equal(train.x, data[0].x) and np.array_equal(train.y, data[0].y)
     assert np.array_equal(test.x, data[1].x)
-    info = json.loads(download.SOURCE_INFO.read_text())
+    info = json.loads(RAW_SOURCE_INFO.read_text())
     assert info["checksum"] == f"md5:{md5}" and info["format"] == "cifar-10-binary"
-    assert sorted(p.name for p in download.RAW_DIR.iterdir()) == ["source.json", "test.npz", "train.npz"]
+    assert sorted(p.name for p in RAW_DIR.iterdir()) == ["source.json", "test.npz", "train.npz"]
 
     client, run_ = _run_of(mlflow_uri, "download")
     assert run_.info.status == "FINISHED" and run_.info.run_name == "download"
@@ -171,26 +173,3 @@ def test_unreachable_source_fails_after_retries(project, http_server, capsys):
     _fails(capsys, r"gone\.tar\.gz: HTTP 404 [^:]* on attempt 1 of 2 \(client error, not retried\)")
     project.configure(source=str(project.root / "nowhere.tar.gz"))
     _fails(capsys, r"download\.source: .*nowhere\.tar\.gz not found")
-
-
-@pytest.mark.slow
-def test_dvc_repro_through_imbalance_is_cached(dvc_repo, http_server, binary_release, mlflow_uri):
-    archive, md5 = binary_release
-    (http_server.root / archive.name).write_bytes(archive.read_bytes())
-    params = yaml.safe_load((dvc_repo / "params.yaml").read_text())
-    params["download"].update(source=http_server.url(archive.name), checksum=f"md5:{md5}")
-    write_params(dvc_repo, params)
-    first = run(["dvc", "repro", "imbalance-subsample"], dvc_repo)
-    assert "Running stage 'download'" in first.stdout and "Running stage 'imbalance-subsample'" in first.stdout
-    raw = dataset.load(dvc_repo / "data/raw/train.npz")
-    imbalanced = dataset.load(dvc_repo / "data/imbalanced/train.npz")
-    assert len(raw) == 40 and len(dataset.load(dvc_repo / "data/raw/test.npz")) == 20
-    assert imbalanced.counts()["cat"] == 2 and imbalanced.counts()["dog"] == 2 and len(imbalanced) == 36
-    assert http_server.hits(archive.name) == 1
-    second = run(["dvc", "repro", "imbalance-subsample"], dvc_repo)
-    assert "Running stage" not in second.stdout
-    assert http_server.hits(archive.name) == 1
-    client = MlflowClient(mlflow_uri)
-    exp = client.get_experiment_by_name("cifar10-imbalance")
-    stages = {r.data.tags["stage"] for r in client.search_runs([exp.experiment_id], "tags.stage != ''")}
-    assert stages == {"download", "imbalance-subsample"}

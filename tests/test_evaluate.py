@@ -1,4 +1,4 @@
-"""Evaluate stage: metrics equal scikit-learn's, stable JSON, the report, outputs, MLflow run, dvc repro."""
+"""Evaluate stage: metrics equal scikit-learn's, stable JSON, the report, outputs, MLflow runs (its own and the training runs')."""
 from __future__ import annotations
 
 import json
@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
-from stages import dataset
-from stages.classes import CIFAR10_CLASSES
-from stages.comparison import comparison_markdown, markdown_to_html
-from stages.dataset import Dataset
-from stages.reference import MODELS, STUDY
-from tests.conftest import run, write_params
+from cifar10.data import dataset
+from cifar10.classes import CIFAR10_CLASSES
+from cifar10.reporting.comparison import comparison_markdown, markdown_to_html
+from cifar10.data.dataset import Dataset
+from cifar10.reporting.reference import MODELS, STUDY
+from tests.conftest import write_params
 from tests.standin_models import pixel_model
 
 CLASSES = list(CIFAR10_CLASSES)
@@ -41,11 +41,11 @@ def known_predictions(y: np.ndarray, seed: int) -> np.ndarray:
 
 
 def test_metrics_agree_with_sklearn(tiny_test):
-    from stages.evaluate import evaluate_model
+    from cifar10.reporting.scoring import score_model
 
     pred = known_predictions(tiny_test.y, seed=0)
     ds = with_predictions(tiny_test, {"baseline": pred})
-    result = evaluate_model(pixel_model(PIXEL["baseline"]), ds.x, ds.y, CLASSES, batch_size=7)
+    result = score_model(pixel_model(PIXEL["baseline"]), ds.x, ds.y, CLASSES, batch_size=7)
 
     np.testing.assert_array_equal(result["y_pred"], pred)
     m = result["metrics"]
@@ -61,7 +61,7 @@ def test_metrics_agree_with_sklearn(tiny_test):
 
 
 def test_metrics_json_shape_is_stable():
-    from stages.evaluate import evaluate_predictions
+    from cifar10.reporting.scoring import score as evaluate_predictions
 
     y = np.repeat(np.arange(10), 2)
     m = evaluate_predictions(y, np.roll(y, 1), CLASSES)["metrics"]
@@ -73,7 +73,7 @@ def test_metrics_json_shape_is_stable():
 
 
 def test_report_has_every_model_class_and_reference():
-    from stages.evaluate import evaluate_predictions
+    from cifar10.reporting.scoring import score as evaluate_predictions
 
     y = np.repeat(np.arange(10), 5)
     results = {
@@ -119,7 +119,10 @@ def test_main_writes_outputs_and_logs_run(placed, tiny_test, mlflow_uri):
     main()
     for name, pred in placed.items():
         m = json.loads(Path(f"metrics/{name}.json").read_text())
+        assert list(m) == ["accuracy", "macro_f1", "recall_cat", "recall_dog"]  # fits a terminal
         assert m["accuracy"] == pytest.approx(accuracy_score(tiny_test.y, pred))
+        full = json.loads(Path(f"reports/per_class/{name}.json").read_text())
+        assert full["macro"]["f1"] == m["macro_f1"] and full["per_class"]["dog"]["recall"] == m["recall_dog"]
         rows = Path(f"plots/confusion/{name}.csv").read_text().splitlines()
         assert rows[0] == "actual,predicted" and len(rows) == len(tiny_test.y) + 1
         assert rows[1] == f"{CLASSES[tiny_test.y[0]]},{CLASSES[pred[0]]}"
@@ -173,43 +176,39 @@ def test_unreadable_model_is_one_line(placed, capsys):
     assert not Path("reports").exists()
 
 
-def _training_run(client, experiment_id: str, stage: str, **params) -> str:
-    run = client.create_run(experiment_id, run_name=stage, tags={"stage": stage})
+def _training_run(client, experiment_id: str, stage: str, model_file: Path | None, **params) -> str:
+    """A finished run of `stage` that, like a real training run, names the model it saved by its hash."""
+    from cifar10.tracking.links import MODEL_DIGEST_TAG, model_digest
+
+    tags = {"stage": stage, **({MODEL_DIGEST_TAG: model_digest(model_file)} if model_file else {})}
+    run = client.create_run(experiment_id, run_name=stage, tags=tags)
     for k, v in params.items():
         client.log_param(run.info.run_id, k, v)
     client.set_terminated(run.info.run_id, "FINISHED")
     return run.info.run_id
 
 
-@pytest.mark.slow
-def test_dvc_repro_evaluate(dvc_repo, tiny_test, tiny_params, mlflow_uri):
+def test_test_metrics_land_on_the_run_that_saved_each_model(placed, tiny_test, tiny_params, mlflow_uri):
     from mlflow.tracking import MlflowClient
 
-    preds = {name: known_predictions(tiny_test.y, seed) for seed, name in enumerate(MODELS)}
-    dataset.save(dvc_repo / dataset.RAW_TEST, with_predictions(tiny_test, preds))
-    (dvc_repo / "models").mkdir()
-    for name in MODELS:
-        pixel_model(PIXEL[name]).save(dvc_repo / f"models/{name}.keras")
+    from stages.evaluate import main
+
     client = MlflowClient(mlflow_uri)
     exp = client.create_experiment(tiny_params["tracking"]["experiment"])
-    trained = {name: _training_run(client, exp, stage) for name, stage in
-               [("baseline", "train-baseline"), ("augmented", "train-augmented")]}
-    trained["transfer"] = _training_run(client, exp, "transfer", **{"transfer.weights": "none"})
-
-    run(["dvc", "repro", "--single-item", "evaluate"], dvc_repo)
-    shown = json.loads(run(["dvc", "metrics", "show", "--json"], dvc_repo).stdout)
-    (workspace,) = shown.values()  # keyed by revision; the workspace is the only one here
-    files = workspace["data"]
-    for name, pred in preds.items():
-        m = files[f"metrics/{name}.json"]["data"]
-        assert m["accuracy"] == pytest.approx(accuracy_score(tiny_test.y, pred))
-    plots = json.loads(run(["dvc", "plots", "show", "--json"], dvc_repo).stdout)["data"]
-    assert "Confusion matrices" in plots and "plots/confusion/transfer.png" in plots
+    trained = {name: _training_run(client, exp, stage, Path(f"models/{name}.keras"))
+               for name, stage in [("baseline", "train-baseline"), ("augmented", "train-augmented")]}
+    trained["transfer"] = _training_run(client, exp, "transfer", Path("models/transfer.keras"),
+                                        **{"transfer.weights": "none"})
+    later = _training_run(client, exp, "train-baseline", None)  # a later run that saved other bytes
+    main()
 
     (ev,) = client.search_runs([exp], "attributes.run_name = 'evaluate'")
     for name, run_id in trained.items():
         assert ev.data.tags[f"evaluated.{name}.run_id"] == run_id
-    report = "report/comparison.md"
-    assert report in {a.path for a in client.list_artifacts(ev.info.run_id, "report")}
-    md = Path(client.download_artifacts(ev.info.run_id, report))
-    assert "transfer †" in md.read_text() and "random weights" in md.read_text()
+        metrics = client.get_run(run_id).data.metrics
+        assert metrics["test_accuracy"] == pytest.approx(accuracy_score(tiny_test.y, placed[name]))
+        assert metrics["test_recall_cat"] == ev.data.metrics[f"{name}_test_recall_cat"]
+        assert {"test_report.json", "confusion_matrix.png"} <= {a.path for a in client.list_artifacts(run_id)}
+    assert "test_accuracy" not in client.get_run(later).data.metrics
+    md = Path("reports/comparison.md").read_text()
+    assert "transfer †" in md and "random weights" in md and trained["baseline"] in md

@@ -5,15 +5,17 @@ import json
 import time
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from scripts.sweep_part2 import experiments
-from tests.conftest import REPO, run
+from tests.conftest import committed_params, run
 from tests.test_pipeline import pipeline_repo, served_release  # noqa: F401 - fixtures
 
 
-def test_part2_sweep_covers_every_study_once():
-    planned = dict(experiments([], REPO / "params.yaml"))
+def test_part2_sweep_covers_every_study_once(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(committed_params()))
+    planned = dict(experiments([], tmp_path / "params.yaml"))
     assert set(planned) == {
         "part2-reference", "part2-hidden-0", "part2-hidden-2", "part2-act-sigmoid", "part2-act-tanh",
         "part2-opt-sgd", "part2-size-6000", "part2-conv-1x7x7", "part2-conv-1x3x3",

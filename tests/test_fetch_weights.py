@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stages.fetch_weights import IMAGENET_FILE, WEIGHTS_DIR
+from cifar10.paths import WEIGHTS_DIR
+from cifar10.weights.manifest import IMAGENET_FILE
 from tests.conftest import write_params
 from tests.tinydata import make_images
 from tests.weightfiles import write_backbone_weights
@@ -54,9 +55,10 @@ def _nothing_left(root: Path) -> None:
 
 @pytest.mark.slow
 def test_imagenet_weights_fetched_over_http_verified_and_loadable(workdir, tiny_params, served, capfd):
+    from cifar10.models.transfer import build_backbone
+    from cifar10.schema import load_params
+    from cifar10.weights.manifest import read_manifest
     from stages import fetch_weights
-    from stages.schema import load_params
-    from stages.transfer_model import build_backbone
 
     mirror, url = served
     tiny_params["transfer"].update(weights="imagenet", weights_url=f"{url}/{IMAGENET_FILE}",
@@ -68,7 +70,7 @@ def test_imagenet_weights_fetched_over_http_verified_and_loadable(workdir, tiny_
     manifest = json.loads((WEIGHTS_DIR / "weights.json").read_text())
     assert manifest == {"kind": "imagenet", "source": f"{url}/{IMAGENET_FILE}",
                         "checksum": _digest(got, "md5"), "file": IMAGENET_FILE}
-    assert fetch_weights.read_manifest(load_params().transfer)[1] == got
+    assert read_manifest(load_params().transfer)[1] == got
 
     # The real loading path: keras.applications.EfficientNetB0(weights=<file>), here at another size.
     backbone = build_backbone(48, got)
@@ -136,8 +138,8 @@ def test_local_copy_and_random_weights(workdir, tiny_params, served, capfd):
 
 
 def test_weights_param_must_name_a_keras_weights_file(tiny_params):
-    from stages.errors import PipelineError
-    from stages.schema import parse_params
+    from cifar10.errors import PipelineError
+    from cifar10.schema import parse_params
 
     tiny_params["transfer"]["weights"] = "weights.bin"
     with pytest.raises(PipelineError, match=r"transfer\.weights: must be imagenet, none or the path"):

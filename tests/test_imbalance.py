@@ -5,10 +5,11 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from stages import dataset, imbalance
-from stages.classes import CIFAR10_CLASSES
-from stages.dataset import Dataset
-from stages.imbalance import subsample
+from cifar10.classes import CIFAR10_CLASSES
+from cifar10.data import dataset
+from cifar10.data.dataset import Dataset
+from cifar10.data.subsample import subsample
+from stages import imbalance_subsample as imbalance
 
 
 def _indexed(per_class: int) -> Dataset:

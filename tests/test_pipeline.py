@@ -27,7 +27,7 @@ OUTPUTS = (
     "models/baseline.keras", "models/augmented.keras", "models/transfer.keras",
     "metrics/baseline.json", "metrics/augmented.json", "metrics/transfer.json",
     "plots/baseline/history.csv", "plots/augmented/history.csv", "plots/transfer/history.csv",
-    "plots/augment/preview.png", "reports/comparison.md",
+    "plots/augment/preview.png", "reports/comparison.md", "reports/per_class/baseline.json",
 )
 
 
@@ -44,7 +44,7 @@ def digests(root: Path, paths) -> dict[str, str]:
 def served_release(http_server, tmp_path):
     """A tiny official-format release on the loopback server: (url, md5)."""
     build = tmp_path / "build"
-    write_binary_release(build, make_images(10, seed=21), make_images(3, seed=22))
+    write_binary_release(build, make_images(10, seed=21), make_images(4, seed=22))
     archive = pack_tar(build / "cifar-10-batches-bin", http_server.root / "cifar-10-binary.tar.gz")
     return http_server.url(archive.name), hashlib.md5(archive.read_bytes()).hexdigest()
 
@@ -61,7 +61,7 @@ def pipeline_repo(dvc_repo, served_release):
 @pytest.mark.slow
 @pytest.mark.integration
 def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipeline_repo, tmp_path, mlflow_template,
-                                                                       tiny_params, served_release):
+                                                                       tiny_params, served_release, http_server):
     repo = pipeline_repo
     shutil.copy(mlflow_template, tmp_path / "server.db")
     with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as url:
@@ -106,6 +106,22 @@ def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipelin
 
         again = run(["dvc", "repro"], repo, env)
         assert ran(again) == set() and "up to date" in again.stdout
+        assert http_server.hits("cifar-10-binary.tar.gz") == 1, "a cached download is not fetched again"
+        assert not list(repo.glob(".train_backup/*")), "resume state is deleted after a finished training"
+        lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+        readers = {stage for stage, entry in lock.items() if any("test.npz" in d["path"] for d in entry["deps"])}
+        assert readers == {"evaluate"}, "only evaluate reads the test set"
+
+        # A test-set-only change: the download reruns (its params changed) and writes the same training
+        # file bytes, so nothing that trains reruns; only the scorer does.
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        params["download"]["test_per_class"] = 2
+        write_params(repo, params)
+        test_only = run(["dvc", "repro"], repo, env)
+        assert ran(test_only) == {"download", "evaluate"}
+        assert json.loads((repo / "reports/per_class/baseline.json").read_text())["test_images"] == 20
+        fresh = client.get_run(by_stage["train-baseline"].info.run_id).data.metrics
+        assert fresh["test_support_cat"] == 2, "evaluate rewrote the training run's test metrics"
 
         params = yaml.safe_load((repo / "params.yaml").read_text())
         params["augment"]["rotation"] = [0, 10]
@@ -114,9 +130,14 @@ def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipelin
         assert ran(partial) == {"augment", "train-augmented", "evaluate"}
 
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
-    shown = json.dumps(metrics)
+    (workspace,) = metrics.values()
     for model in ("baseline", "augmented", "transfer"):
-        assert f"metrics/{model}.json" in shown
+        assert set(workspace["data"][f"metrics/{model}.json"]["data"]) == {"accuracy", "macro_f1", "recall_cat",
+                                                                           "recall_dog"}
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)["data"]
+    images = [p for p in plots if p.endswith(".png")]
+    assert sorted(images) == sorted(set(images)) and "plots/augment/preview.png" in images
+    assert {"Confusion matrices", "Accuracy per epoch", "Loss per epoch"} <= set(plots)
 
     # Team setup: everything DVC tracks goes to a remote and comes back byte for byte.
     cached = [p for p in OUTPUTS if not p.startswith(("metrics/", "plots/", "reports/"))]

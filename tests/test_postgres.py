@@ -100,7 +100,7 @@ def test_stage_logs_to_mlflow_server_on_postgresql(pg_bin, workdir, tmp_path):
 
     with postgres_server(pg_bin) as db_uri, mlflow_server(db_uri, tmp_path / "artifacts") as url:
         env = {**os.environ, "MLFLOW_TRACKING_URI": url, "PYTHONPATH": str(REPO)}
-        proc = subprocess.run([sys.executable, "-m", "stages.imbalance"], cwd=workdir, env=env,
+        proc = subprocess.run([sys.executable, "-m", "stages.imbalance_subsample"], cwd=workdir, env=env,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "did not record" not in proc.stderr

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.classes import CIFAR10_CLASSES
-from stages.predict import main, top_k
+from cifar10.classes import CIFAR10_CLASSES
+from scripts.predict import main, top_k
 from tests.conftest import REPO
 from tests.standin_models import pixel_model
 
@@ -99,7 +99,7 @@ def test_not_an_image_is_one_line_on_stderr(model_file, images, tmp_path):
     fake = tmp_path / "notes.png"
     fake.write_text("this is not a picture")
     proc = subprocess.run(
-        [sys.executable, "-m", "stages.predict", images[3], str(fake), "--model", str(model_file)],
+        [sys.executable, "-m", "scripts.predict", images[3], str(fake), "--model", str(model_file)],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2 and proc.stdout == ""

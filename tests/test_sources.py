@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.errors import PipelineError
-from stages.sources import cifar_binary, fetch as fetch_mod, image_folder
-from stages.sources.fetch import fetch
-from stages.sources.images import read_image, to_rgb32
-from stages.sources.safe_extract import safe_extract
+from cifar10.errors import PipelineError
+from cifar10.data.sources import cifar_binary, fetch as fetch_mod, image_folder
+from cifar10.data.sources.fetch import fetch
+from cifar10.data.sources.images import read_image, to_rgb32
+from cifar10.data.sources.safe_extract import safe_extract
 from tests.sourcedata import (
     add_odd_images,
     hostile_tar,

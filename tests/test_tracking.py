@@ -7,9 +7,11 @@ import time
 import pytest
 from mlflow.tracking import MlflowClient
 
-from stages.errors import PipelineError
-from stages.schema import Params
-from stages.tracking import project_root, stage_run, tracking_uri
+from cifar10.errors import PipelineError
+from cifar10.schema import Params
+from cifar10.paths import project_root
+from cifar10.tracking.runs import stage_run
+from cifar10.tracking.store import tracking_uri
 
 
 def _runs(uri: str, experiment: str = "cifar10-imbalance"):

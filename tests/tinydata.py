@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.classes import CIFAR10_CLASSES
-from stages.dataset import Dataset
+from cifar10.classes import CIFAR10_CLASSES
+from cifar10.data.dataset import Dataset
 
 
 def make_images(per_class: int, seed: int = 0) -> Dataset:

@@ -1,0 +1,1 @@
+"""Offline augmentation: seeded keras-cv preprocessing layers (layers) and the rebalancing of a set (rebalance)."""

@@ -1,0 +1,60 @@
+"""The one stratified splitter: training subsets and validation splits for every model.
+
+Rows are chosen with seeded NumPy generators, so the same labels, fraction and seed always give the
+same rows (a resumed run sees exactly the rows an uninterrupted one would have).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cifar10.errors import PipelineError
+
+
+def stratified_take(y: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Split row indices into `n` taken and the rest, each class in proportion to its count.
+
+    Largest-remainder rounding keeps the total exact even when there are fewer rows to take than
+    classes (tiny data), where scikit-learn's stratified split refuses.
+    """
+    labels, counts = np.unique(y, return_counts=True)
+    ideal = counts * n / len(y)
+    quota = np.floor(ideal).astype(int)
+    order = np.lexsort((rng.random(len(labels)), -(ideal - quota)))  # ties broken at random, seeded
+    quota[order[: n - quota.sum()]] += 1
+    taken, rest = [], []
+    for label, k in zip(labels, quota):
+        rows = rng.permutation(np.flatnonzero(y == label))
+        taken.append(rows[:k])
+        rest.append(rows[k:])
+    return np.sort(np.concatenate(taken)), np.sort(np.concatenate(rest))
+
+
+def split_rows(y: np.ndarray, validation_split: float, seed: int, train_size: int | None = None,
+               section: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation row indices: an optional stratified `train_size` subset, then a
+    stratified validation split carved from it (disjoint; the test set is never involved).
+
+    Args:
+        y: labels of the training set.
+        validation_split: fraction of the (sub)set held out, rounded to whole images.
+        seed: seed of both draws.
+        train_size: None for all rows, else the size of the stratified subset.
+        section: the params section the values come from, for error messages.
+    """
+    rng = np.random.default_rng(seed)
+    rows = np.arange(len(y))
+    if train_size is not None:
+        if train_size > len(y):
+            raise PipelineError(
+                f"params.yaml: {section}.train_size: at most the {len(y)} images of the training set "
+                f"(got {train_size})"
+            )
+        rows, _ = stratified_take(y, train_size, rng)
+    n_val = round(validation_split * len(rows))
+    if n_val < 1 or n_val >= len(rows):
+        raise PipelineError(
+            f"params.yaml: {section}.validation_split: {validation_split} of {len(rows)} images leaves no "
+            "validation or no training image; change it or use more images"
+        )
+    val_pos, train_pos = stratified_take(y[rows], n_val, rng)
+    return rows[train_pos], rows[val_pos]

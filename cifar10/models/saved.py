@@ -1,0 +1,21 @@
+"""Reading a saved whole model (`.keras`), the form every stage and command exchanges models in."""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from cifar10.errors import PipelineError
+
+
+def load_model(path: str | Path):
+    """A whole saved Keras model, uncompiled; an unreadable file is one PipelineError line."""
+    path = Path(path)
+    # Checked before importing Keras, so the answer to a wrong file is not buried in TF's start-up log.
+    if path.suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise PipelineError(f"{path}: cannot load a Keras model (not a .keras zip archive)")
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+        raise PipelineError(f"{path}: cannot load a Keras model ({type(exc).__name__}: {str(exc)[:150]})") from None

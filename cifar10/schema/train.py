@@ -1,0 +1,90 @@
+"""Params of the CNN training stages (train-baseline, train-augmented)."""
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from cifar10.schema.common import Distribution, Section
+
+PositiveInt = Annotated[int, Field(ge=1)]
+Rate = Annotated[float, Field(ge=0, lt=1)]
+
+Activation = Literal["relu", "sigmoid", "tanh", "elu", "selu", "gelu", "swish", "leaky_relu"]
+IMAGE_SIDE = 32
+MAX_BLOCKS = IMAGE_SIDE.bit_length() - 1  # every block halves the map: 32 -> 1 takes 5 halvings
+
+
+def feature_map_sizes(n_blocks: int, size: int = IMAGE_SIDE) -> list[int]:
+    """Side length of the feature map each conv block sees (every block ends with a 2x2 max pool)."""
+    return [size // 2**i for i in range(n_blocks)]
+
+
+class ModelParams(Section):
+    """The CNN's architecture. Field order matters: each check sees the fields declared above it, and
+    defaults are checked too (the default dropout list does not fit 2 blocks)."""
+
+    filters: list[PositiveInt] = Field([32, 64, 128], min_length=1)
+    convs_per_block: int = Field(2, ge=1, le=8)
+    kernel_size: int = Field(3, ge=1, le=15, validate_default=True)
+    batch_norm: bool = True
+    batch_norm_momentum: float = Field(0.99, gt=0, lt=1)
+    conv_dropout: list[Rate] = Field([0.2, 0.3, 0.4], validate_default=True)
+    dense_units: list[PositiveInt] = [128]
+    dense_dropout: float = Field(0.5, ge=0, lt=1)
+    activation: Activation = "relu"
+    kernel_initializer: Literal[
+        "glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_normal", "random_normal"
+    ] = "glorot_uniform"
+    l1: float = Field(0.0, ge=0)
+    l2: float = Field(0.0, ge=0)
+
+    @field_validator("filters")
+    @classmethod
+    def _fits_the_image(cls, filters: list[int]) -> list[int]:
+        if len(filters) > MAX_BLOCKS:
+            raise ValueError(f"{len(filters)} conv blocks halve the {IMAGE_SIDE}x{IMAGE_SIDE} image below 1x1; "
+                             f"at most {MAX_BLOCKS} blocks")
+        return filters
+
+    @field_validator("kernel_size")
+    @classmethod
+    def _fits_every_block(cls, size: int, info: ValidationInfo) -> int:
+        for block, side in enumerate(feature_map_sizes(len(info.data.get("filters", []))), start=1):
+            if size > side:
+                raise ValueError(f"{size} is larger than the {side}x{side} feature map of block {block}; "
+                                 f"use a kernel of at most {side} or fewer blocks")
+        return size
+
+    @field_validator("conv_dropout")
+    @classmethod
+    def _one_rate_per_block(cls, rates: list[float], info: ValidationInfo) -> list[float]:
+        filters = info.data.get("filters")
+        if filters is not None and len(rates) != len(filters):
+            raise ValueError(f"one rate per conv block is needed, {len(filters)} for filters {filters} "
+                             f"(got {len(rates)})")
+        return rates
+
+
+class OptimizerParams(Section):
+    name: Literal["adam", "sgd", "rmsprop", "adadelta"] = "adam"
+    learning_rate: float = Field(0.001, gt=0, le=10)
+    momentum: float = Field(0.9, ge=0, lt=1)
+
+
+class EarlyStoppingParams(Section):
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    patience: int = Field(5, ge=0)
+    restore_best_weights: bool = True
+
+
+class TrainParams(Section):
+    model: ModelParams = ModelParams()
+    optimizer: OptimizerParams = OptimizerParams()
+    early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    batch_size: int = Field(64, ge=1, le=65536)
+    epochs: int = Field(50, ge=1, le=10000)
+    train_size: int | None = Field(None, ge=10)
+    validation_split: float = Field(0.1, gt=0, lt=0.5)
+    precision: Literal["float32", "mixed_bfloat16"] = "float32"
+    distribution: Distribution = "none"

@@ -1,0 +1,59 @@
+"""Where a run comes from: the git commit, the DVC experiment, and the pipeline execution it belongs to."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from pathlib import Path
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def dvc_process() -> tuple[int, str] | None:
+    """The (pid, start time) of the `dvc` process this stage runs under, if any (Linux /proc)."""
+    pid = os.getppid()
+    for _ in range(8):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        if any(Path(arg.decode(errors="replace")).name == "dvc" for arg in cmdline[:2]):
+            return pid, stat[19]  # field 22 of stat: start time in clock ticks since boot
+        pid = int(stat[1])
+        if pid <= 1:
+            return None
+    return None
+
+
+def pipeline_group() -> str:
+    """An id shared by the stages of one pipeline execution.
+
+    PIPELINE_RUN_GROUP wins; inside `dvc repro`/`dvc exp run` it is derived from the dvc process, so
+    every stage it runs lands in the same group; a stage run by hand is a group of its own.
+    """
+    explicit = os.environ.get("PIPELINE_RUN_GROUP")
+    if explicit:
+        return explicit
+    proc = dvc_process()
+    seed = f"{proc[0]}-{proc[1]}" if proc else f"{os.getpid()}-{time.time_ns()}"
+    seed += os.environ.get("DVC_EXP_NAME", "")
+    return hashlib.sha1(seed.encode()).hexdigest()[:12]
+
+
+def run_tags() -> dict[str, str]:
+    """Tags every run of this execution carries: group, commit and, in a DVC experiment, its name."""
+    tags = {"pipeline.group": pipeline_group(), "git_commit": git_commit()}
+    for env, tag in (("DVC_EXP_NAME", "dvc_exp_name"), ("DVC_EXP_BASELINE_REV", "dvc_exp_baseline")):
+        if os.environ.get(env):
+            tags[tag] = os.environ[env]
+    return tags

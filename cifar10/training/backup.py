@@ -1,0 +1,142 @@
+"""Resuming an interrupted training run exactly where its last completed epoch ended.
+
+Keras' own BackupAndRestore restores weights, optimizer slots and the epoch counter, but not the
+dropout layers' random-seed state, the early-stopping bookkeeping or the per-epoch history, so a
+resumed run would drift from an uninterrupted one. This backup stores all of them after every epoch,
+in one file replaced atomically, so a kill at any moment leaves the previous epoch's state intact.
+The folder is keyed to everything that shapes training (params and the training data's bytes), so
+a run with other params or data never resumes from it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from cifar10.data.sources.fetch import file_checksum
+from cifar10.training.history import EpochHistory
+
+BACKUP_ROOT = Path(".train_backup")  # outside every DVC out, so `dvc repro` never deletes it
+_STATE_FILE = "state.npz"
+
+
+@dataclass
+class TrainState:
+    """Everything a resumed run needs: finished epochs, whether training already stopped, arrays."""
+
+    epochs_done: int = 0
+    stopped: bool = False
+    history: list[dict] = field(default_factory=list)
+    early_stopping: dict = field(default_factory=dict)
+    variables: list[np.ndarray] = field(default_factory=list)
+    best_weights: list[np.ndarray] | None = None
+
+
+def backup_folder(name: str, key: object, data_path: Path, root: Path = BACKUP_ROOT) -> Path:
+    """The resume folder of `name` for this training key (JSON-able params) and data file; folders of
+    `name` for other keys (left by runs with other params or data) are deleted."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
+    digest.update(file_checksum(data_path, "sha256").encode())
+    folder = root / f"{name}-{digest.hexdigest()[:16]}"
+    for stale in root.glob(f"{name}-*"):
+        if stale != folder:
+            shutil.rmtree(stale, ignore_errors=True)
+    return folder
+
+
+def _state_variables(model) -> list:
+    # model.variables includes the seed-generator state of every dropout layer; the optimizer
+    # variables hold its step counter, learning rate and moment estimates.
+    return list(model.variables) + list(model.optimizer.variables)
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping whose counters and best weights can be saved and put back after a restart."""
+
+    resume_from: dict | None = None
+    resume_best_weights: list | None = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.resume_from:
+            self.wait = self.resume_from["wait"]
+            self.best = self.resume_from["best"]
+            self.best_epoch = self.resume_from["best_epoch"]
+            self.best_weights = self.resume_best_weights
+
+    def state(self) -> dict:
+        best = None if self.best is None else float(self.best)
+        return {"wait": int(self.wait), "best": best, "best_epoch": int(self.best_epoch)}
+
+
+def load_state(folder: Path | None) -> TrainState | None:
+    """The saved state, or None if there is none (or it is unreadable: then training starts over)."""
+    if folder is None:
+        return None
+    try:
+        with np.load(folder / _STATE_FILE, allow_pickle=False) as npz:
+            meta = json.loads(str(npz["meta"]))
+            variables = [npz[f"v{i}"] for i in range(meta["n_variables"])]
+            best = [npz[f"b{i}"] for i in range(meta["n_best"])] if meta["n_best"] is not None else None
+    except (OSError, ValueError, KeyError):
+        return None
+    return TrainState(meta["epochs_done"], meta["stopped"], meta["history"], meta["early_stopping"], variables, best)
+
+
+def restore(model, state: TrainState) -> bool:
+    """Put a loaded state into a compiled model; False (model untouched) if it does not fit it."""
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    targets = _state_variables(model)
+    if len(targets) != len(state.variables) or any(
+        tuple(t.shape) != a.shape for t, a in zip(targets, state.variables)
+    ):
+        return False
+    for target, value in zip(targets, state.variables):
+        target.assign(value)
+    return True
+
+
+class TrainingBackup(keras.callbacks.Callback):
+    """Writes the training state to `folder` after every epoch (nothing when `folder` is None).
+
+    Put it after the EpochHistory and EarlyStopping callbacks, so the state it saves includes that
+    epoch's row and early-stopping decision.
+    """
+
+    def __init__(self, folder: str | Path | None, history: EpochHistory, early_stopping: ResumableEarlyStopping):
+        super().__init__()
+        self.folder = Path(folder) if folder is not None else None
+        self.history = history
+        self.early_stopping = early_stopping
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.folder is None:
+            return
+        es = self.early_stopping
+        best = es.best_weights if es.best_weights is not None else None
+        meta = {
+            "epochs_done": epoch + 1,
+            "stopped": bool(self.model.stop_training),
+            "history": self.history.rows,
+            "early_stopping": es.state(),
+            "n_variables": len(_state_variables(self.model)),
+            "n_best": None if best is None else len(best),
+        }
+        arrays = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(_state_variables(self.model))}
+        arrays.update({f"b{i}": np.asarray(w) for i, w in enumerate(best or [])})
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{_STATE_FILE}.tmp.npz"
+        np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+        os.replace(tmp, self.folder / _STATE_FILE)  # a kill leaves either the old state or the new one
+
+
+def delete_backup(folder: Path | None) -> None:
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)

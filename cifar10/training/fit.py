@@ -1,0 +1,142 @@
+"""The CNN stages' core: fit the study's CNN with early stopping on a validation split, resumable.
+
+Arrays and typed params in, a trained model, its per-epoch history and run facts out; tracking is
+injected through the EpochHistory's sinks.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cifar10.data.dataset import Dataset
+from cifar10.data.splits import split_rows
+from cifar10.schema.train import TrainParams
+from cifar10.training.distribution import Cluster, describe_shard, make_cluster, sharded_batches
+from cifar10.training.history import EpochHistory
+from cifar10.training.inputs import eval_batches, train_batches
+
+
+@dataclass
+class TrainResult:
+    model: object  # the keras.Model, with the best epoch's weights if restore_best_weights
+    history: list[dict]  # per-epoch rows of all epochs (also those of an interrupted earlier run)
+    info: dict  # run facts: best_epoch, epochs_run, images_per_s, parameter counts, ...
+    shard: dict  # under a strategy: the rows this worker trained on (distribution.describe_shard)
+
+
+def make_optimizer(cfg: TrainParams):
+    import keras
+
+    opt = cfg.optimizer
+    if opt.name == "adam":
+        return keras.optimizers.Adam(opt.learning_rate)
+    if opt.name == "sgd":
+        return keras.optimizers.SGD(opt.learning_rate, momentum=opt.momentum)
+    if opt.name == "rmsprop":
+        return keras.optimizers.RMSprop(opt.learning_rate, momentum=opt.momentum)
+    return keras.optimizers.Adadelta(opt.learning_rate)
+
+
+def _build_compiled_state(model, x, y) -> None:
+    """Build the metrics, loss and optimizer state on a plain batch, as fit() would, and skip fit()'s own
+    step: under a strategy Keras 3.15 first passes the whole per-replica (x, y) batch to
+    strategy.reduce, which MultiWorkerMirroredStrategy rejects ("Attempt to convert a value
+    (PerReplica...) to a Tensor"). Call it inside the strategy's scope."""
+    model._symbolic_build(data_batch=(x, y))
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
+
+
+def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tuple[np.ndarray, np.ndarray]):
+    """The CNN built and compiled under the cluster's strategy and `cfg.precision`."""
+    import keras
+
+    from cifar10.models.cnn import build_cnn
+    from cifar10.training.runtime import precision
+
+    with precision(cfg.precision), cluster.scope():
+        model = build_cnn(cfg.model, n_classes=n_classes)
+        model.compile(optimizer=make_optimizer(cfg), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], jit_compile=False)  # XLA is several times slower on CPU
+        if cluster.strategy is not None:
+            _build_compiled_state(model, *sample)
+    return model
+
+
+def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = True,
+          history: EpochHistory | None = None, backup_dir: str | Path | None = None,
+          cluster: Cluster | None = None) -> TrainResult:
+    """Train the CNN on `train_ds` with early stopping on a validation split carved from it.
+
+    Args:
+        train_ds: training images (uint8) and labels.
+        cfg: the `train` params.
+        seed, deterministic: `base.seed` and `base.deterministic`.
+        history: the run's EpochHistory (its sinks get each epoch's row); None = a fresh one.
+        backup_dir: where to keep per-epoch state for resuming; None = no backup. A state found
+            there is resumed from.
+        cluster: the tf.distribute set-up (made first thing in the process); None = from `cfg.distribution`.
+    """
+    from cifar10.models.cnn import param_counts
+    from cifar10.training.backup import ResumableEarlyStopping, TrainingBackup, load_state, restore
+    from cifar10.training.runtime import seed_everything
+
+    train_rows, val_rows = split_rows(train_ds.y, cfg.validation_split, seed, cfg.train_size)
+    cluster = cluster or make_cluster(cfg.distribution)
+    seed_everything(seed, deterministic)
+    model = compiled_cnn(cfg, len(train_ds.classes), cluster, (train_ds.x[:1], train_ds.y[:1]))
+
+    history = history or EpochHistory()
+    es = ResumableEarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience,
+                                restore_best_weights=cfg.early_stopping.restore_best_weights)
+    state = load_state(Path(backup_dir) if backup_dir is not None else None)
+    first_epoch, stopped = 0, False
+    with cluster.scope():  # a mirrored model's optimizer slots are built under its strategy
+        restored = state is not None and restore(model, state)
+    if restored:
+        es.resume_from, es.resume_best_weights = state.early_stopping, state.best_weights
+        history.rows = list(state.history)
+        first_epoch = cfg.epochs if state.stopped else min(state.epochs_done, cfg.epochs)
+        stopped = state.stopped
+
+    shard: dict = {}
+    if cluster.strategy is None:
+        train_data = train_batches(train_ds.x[train_rows], train_ds.y[train_rows], cfg.batch_size, seed,
+                                   first_epoch, cfg.epochs)
+        steps, val_steps = math.ceil(len(train_rows) / cfg.batch_size), None
+        val_data = eval_batches(train_ds.x[val_rows], train_ds.y[val_rows], cfg.batch_size)
+    else:
+        x, y = train_ds.x, train_ds.y
+        train_data, found = sharded_batches(cluster, x, y, train_rows, cfg.batch_size, seed,
+                                            range(first_epoch, cfg.epochs), shuffle=True)
+        val_data, val_found = sharded_batches(cluster, x, y, val_rows, cfg.batch_size, seed,
+                                              range(max(cfg.epochs - first_epoch, 1)), shuffle=False)
+        steps, val_steps = found["steps"], val_found["steps"]
+        shard = describe_shard(cluster, found)
+    started = time.perf_counter()
+    if first_epoch < cfg.epochs:
+        model.fit(
+            train_data, epochs=cfg.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
+            validation_data=val_data, validation_steps=val_steps,
+            callbacks=[history, es, TrainingBackup(backup_dir, history, es)], shuffle=False, verbose=0,
+        )
+        stopped = bool(model.stop_training)
+    elif cfg.early_stopping.restore_best_weights and state.best_weights is not None:
+        model.set_weights(state.best_weights)  # training had finished; only the final restore was lost
+    seconds = time.perf_counter() - started
+    epochs_here = len(history.rows) - first_epoch if first_epoch < cfg.epochs else 0
+    info = {
+        "best_epoch": int(es.best_epoch) + 1 if es.best is not None else len(history.rows),
+        "epochs_run": len(history.rows),
+        "stopped_early": stopped,
+        "resumed_from_epoch": first_epoch,
+        "train_images": len(train_rows),
+        "val_images": len(val_rows),
+        "train_seconds": seconds,
+        "images_per_s": epochs_here * len(train_rows) / seconds if epochs_here and seconds > 0 else 0.0,
+        **param_counts(model),
+    }
+    return TrainResult(model, list(history.rows), info, shard)

@@ -1,0 +1,1 @@
+"""Pretrained backbone weights as a tracked, checksummed input: fetching, verifying, the manifest."""

@@ -1,0 +1,109 @@
+"""The code's shape: stage modules alone in stages/, exact code deps in dvc.yaml, declared dependencies."""
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from scripts import code_deps
+from tests.conftest import REPO
+
+STAGE_MODULES = {"download", "imbalance_subsample", "augment", "train", "fetch_weights", "transfer", "evaluate"}
+CODE = ("cifar10", "stages", "scripts", "benchmarks", "tests")
+
+
+def _py_files(*folders: str) -> list[Path]:
+    return [p for f in folders for p in (REPO / f).rglob("*.py") if "__pycache__" not in p.parts]
+
+
+def test_stages_holds_one_module_per_dvc_stage_and_nothing_else():
+    modules = {p.stem for p in (REPO / "stages").glob("*.py")} - {"__init__"}
+    assert modules == STAGE_MODULES
+    assert not [p for p in (REPO / "stages").iterdir() if p.is_dir() and p.name != "__pycache__"]
+    commands = {code_deps.stage_module(s["cmd"]) for s in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values()}
+    assert commands == {f"stages.{m}" for m in STAGE_MODULES}
+    for path in (REPO / "stages").glob("*.py"):
+        imported = code_deps._imported_names(path, REPO)
+        assert not {n for n in imported if n.startswith("stages")}, f"{path.name} imports a stage module"
+
+
+def test_every_package_says_what_lives_there():
+    for init in _py_files("cifar10", "stages"):
+        if init.name == "__init__.py":
+            assert ast.get_docstring(ast.parse(init.read_text())), f"{init.relative_to(REPO)} has no docstring"
+
+
+def test_dvc_yaml_code_deps_are_each_stages_import_closure():
+    assert code_deps.differences() == [], "run `python -m scripts.code_deps --write`"
+
+
+def test_the_closure_follows_imports_inside_functions_and_package_inits(tmp_path):
+    (tmp_path / "cifar10" / "sub").mkdir(parents=True)
+    (tmp_path / "stages").mkdir()
+    for init in ("cifar10/__init__.py", "cifar10/sub/__init__.py", "stages/__init__.py"):
+        (tmp_path / init).write_text('"""x"""\n')
+    (tmp_path / "cifar10/sub/lazy.py").write_text("X = 1\n")
+    (tmp_path / "cifar10/sub/unused.py").write_text("Y = 2\n")
+    (tmp_path / "cifar10/top.py").write_text("def f():\n    from cifar10.sub import lazy\n    return lazy.X\n")
+    (tmp_path / "stages/s.py").write_text("import json\nfrom cifar10 import top\n")
+    files = {str(p) for p in code_deps.closure("stages.s", tmp_path)}
+    assert files == {"stages/__init__.py", "stages/s.py", "cifar10/__init__.py", "cifar10/top.py",
+                     "cifar10/sub/__init__.py", "cifar10/sub/lazy.py"}
+    deps = code_deps.as_deps(code_deps.closure("stages.s", tmp_path), tmp_path)
+    assert deps == ["cifar10/__init__.py", "cifar10/sub/__init__.py", "cifar10/sub/lazy.py", "cifar10/top.py",
+                    "stages"]
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {
+        "cmd": "python -m stages.s", "deps": ["stages", "cifar10/top.py", "cifar10/sub/unused.py", "data/x"]}}}))
+    (diff,) = code_deps.differences(tmp_path / "dvc.yaml", tmp_path)
+    assert "missing ['cifar10/__init__.py', 'cifar10/sub/__init__.py', 'cifar10/sub/lazy.py']" in diff
+    assert "not imported ['cifar10/sub/unused.py']" in diff
+
+    # --write replaces code deps in place and keeps data deps and comments.
+    (tmp_path / "dvc.yaml").write_text("# keep me\nstages:\n  s:\n    cmd: python -m stages.s\n    deps:\n"
+                                       "      - cifar10/sub/unused.py\n      - data/x  # input\n    outs:\n      - out\n")
+    assert code_deps.rewrite(tmp_path / "dvc.yaml", tmp_path) == (
+        "# keep me\nstages:\n  s:\n    cmd: python -m stages.s\n    deps:\n"
+        + "".join(f"      - {d}\n" for d in deps) + "      - data/x  # input\n    outs:\n      - out\n")
+
+
+def _top_level_imports() -> set[str]:
+    names: set[str] = set()
+    for path in _py_files(*CODE):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - set(CODE) - {"__future__"}
+
+
+def _distribution(requirement: str) -> str:
+    name = requirement.split(";")[0]
+    for sep in ("~=", "==", ">=", "<=", "<", ">", "["):
+        name = name.split(sep)[0]
+    return name.strip().lower().replace("_", "-")
+
+
+def test_every_imported_third_party_package_is_declared_in_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = {_distribution(r) for r in project["dependencies"]}
+    declared |= {_distribution(r) for group in project["optional-dependencies"].values() for r in group}
+    providers = importlib.metadata.packages_distributions()
+    undeclared = {}
+    for module in _top_level_imports():
+        dists = {d.lower().replace("_", "-") for d in providers.get(module, [module])}
+        if not dists & declared:
+            undeclared[module] = sorted(dists)
+    assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
+
+
+def test_declared_dependencies_are_pinned_in_the_lock():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    locked = {_distribution(line) for line in (REPO / "requirements.txt").read_text().splitlines()
+              if line and not line.startswith("#")}
+    wanted = [*project["dependencies"], *(r for g in project["optional-dependencies"].values() for r in g)]
+    assert not {_distribution(r) for r in wanted} - locked
