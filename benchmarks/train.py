@@ -9,12 +9,10 @@
 """
 from __future__ import annotations
 
-import io
 import os
 import resource
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -22,14 +20,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from cifar10.classes import CIFAR10_CLASSES  # noqa: E402
 from cifar10.data.dataset import Dataset  # noqa: E402
 from cifar10.schema.train import ModelParams, TrainParams  # noqa: E402
+from benchmarks.realdata import ARCHIVE, read_real  # noqa: E402
 
 BATCH = 64
 STEPS = 40
 REPEATS = 9
-ARCHIVE = Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg.tar.gz"
 
 
 def _images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -91,36 +88,12 @@ def throughput() -> dict:
     return speed
 
 
-def _read_real(train_per_class: int, test_per_class: int) -> tuple[Dataset, Dataset] | None:
-    if not ARCHIVE.exists():
-        return None
-    from PIL import Image
-
-    want = {"train": train_per_class, "test": test_per_class}
-    found: dict[str, list] = {"train": [], "test": []}
-    with tarfile.open(ARCHIVE, "r|gz") as tar:
-        for member in tar:
-            parts = Path(member.name).parts
-            if not member.isfile() or len(parts) != 4 or parts[2] not in CIFAR10_CLASSES:
-                continue
-            split, label = parts[1], CIFAR10_CLASSES.index(parts[2])
-            if sum(1 for _, lab in found[split] if lab == label) >= want[split]:
-                continue
-            img = Image.open(io.BytesIO(tar.extractfile(member).read())).convert("RGB")
-            found[split].append((np.asarray(img, dtype=np.uint8), label))
-    out = []
-    for split in ("train", "test"):
-        xs, ys = zip(*found[split])
-        out.append(Dataset(np.stack(xs), np.array(ys, dtype=np.int64)))
-    return out[0], out[1]
-
-
 def accuracy(epochs: int = 3) -> dict | None:
     """Test accuracy of `train()` in float32 and mixed_bfloat16 on a real CIFAR-10 subset."""
     from cifar10.reporting.scoring import predict_proba
     from cifar10.training.fit import train
 
-    real = _read_real(500, 100)
+    real = read_real(500, 100)
     if real is None:
         return None
     train_ds, test_ds = real

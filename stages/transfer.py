@@ -52,7 +52,7 @@ def main() -> None:
 
     manifest, weights = read_manifest(cfg)
 
-    from cifar10.models.transfer import BACKBONE_NAME
+    from cifar10.models.transfer import NAMES
     from cifar10.tracking.links import MODEL_DIGEST_TAG, model_digest
     from cifar10.tracking.runs import stage_run
     from cifar10.training.distribution import make_cluster
@@ -64,7 +64,7 @@ def main() -> None:
     transfer_learning = weights is not None
     with no_partial_outputs(out_model, out_history), stage_run("transfer", params, ["base", "transfer"]) as tracker:
         if not transfer_learning:
-            print("weights: none — random backbone, this is NOT transfer learning", file=sys.stderr)
+            print(f"weights: none — random {NAMES[cfg.backbone]}, this is NOT transfer learning", file=sys.stderr)
         train = dataset.load(train_path)
         seed_everything(params.base.seed, params.base.deterministic)
         history = EpochHistory()
@@ -76,15 +76,17 @@ def main() -> None:
             result.model.save(tmp)
 
         tracker.set_tags({
-            "backbone": BACKBONE_NAME, "weights_source": manifest["source"], "weights_kind": manifest["kind"],
+            "backbone": NAMES[cfg.backbone], "weights_source": manifest["source"], "weights_kind": manifest["kind"],
             "weights_checksum": manifest["checksum"] or "none", "transfer_learning": str(transfer_learning).lower(),
-            "train_set": cfg.train_set, "fine_tuned": str(cfg.fine_tune_layers > 0).lower(),
+            "train_set": cfg.train_set, "fine_tuned": str(cfg.fine_tune_blocks > 0).lower(),
             MODEL_DIGEST_TAG: model_digest(out_model),
         })
-        tracker.log_metrics({**result.timings, **result.sizes, "wall_seconds": time.perf_counter() - wall})
+        tracker.log_metrics({**result.timings, **result.sizes, **result.validation,
+                             "wall_seconds": time.perf_counter() - wall})
         tracker.log_dict(manifest, "weights.json")
         tracker.log_artifact(out_history)
-    print(f"transfer: backbone {result.timings['embed_images_per_second']:.1f} images/s, "
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in result.validation.items())
+    print(f"transfer: {NAMES[cfg.backbone]} pass {result.timings['embed_images_per_second']:.1f} images/s, {shown}, "
           f"wall {time.perf_counter() - wall:.1f}s -> {out_model}", file=sys.stderr)
 
 

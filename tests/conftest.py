@@ -46,10 +46,18 @@ def committed_params() -> dict:
     return yaml.safe_load(text)
 
 
+def default_params() -> dict:
+    """The schema's defaults, which test_schema pins params.yaml's committed values to."""
+    from cifar10.schema import Params
+
+    return Params().model_dump()
+
+
 @pytest.fixture
 def tiny_params() -> dict:
-    """A shrunken copy of the project's committed params.yaml, as a plain dict to edit and write."""
-    return shrink_params(committed_params())
+    """A shrunken copy of the default params, as a plain dict to edit and write: never the working
+    copy of params.yaml, which users edit."""
+    return shrink_params(default_params())
 
 
 @pytest.fixture

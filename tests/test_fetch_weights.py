@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from cifar10.paths import WEIGHTS_DIR
-from cifar10.weights.manifest import IMAGENET_FILE
+from cifar10.weights.manifest import B0_FILE as IMAGENET_FILE
 from tests.conftest import write_params
 from tests.tinydata import make_images
 from tests.weightfiles import write_backbone_weights
@@ -68,12 +68,12 @@ def test_imagenet_weights_fetched_over_http_verified_and_loadable(workdir, tiny_
     got = WEIGHTS_DIR / IMAGENET_FILE
     assert got.read_bytes() == (mirror / IMAGENET_FILE).read_bytes()
     manifest = json.loads((WEIGHTS_DIR / "weights.json").read_text())
-    assert manifest == {"kind": "imagenet", "source": f"{url}/{IMAGENET_FILE}",
-                        "checksum": _digest(got, "md5"), "file": IMAGENET_FILE}
+    assert manifest == {"backbone": "efficientnet_b0", "kind": "imagenet", "source": f"{url}/{IMAGENET_FILE}",
+                        "checksum": _digest(got, "md5"), "file": IMAGENET_FILE, "file_sha256": _digest(got, "sha256")}
     assert read_manifest(load_params().transfer)[1] == got
 
     # The real loading path: keras.applications.EfficientNetB0(weights=<file>), here at another size.
-    backbone = build_backbone(48, got)
+    backbone = build_backbone("efficientnet_b0", 48, got)
     variance = backbone.get_layer("top_bn").moving_variance.numpy()
     assert not np.allclose(variance, 1.0), "the calibrated statistics were loaded, not a fresh init"
 
@@ -108,7 +108,7 @@ def test_missing_url_and_corrupt_file_leave_nothing(workdir, tiny_params, served
     tiny_params["transfer"].update(weights=str(mirror / "broken.h5"))  # a local path: copied, then loaded
     write_params(workdir, tiny_params)
     line = _main_error(capfd)
-    assert "broken.h5: not loadable as EfficientNetB0 no-top weights" in line
+    assert "broken.h5: not loadable as EfficientNet-B0 weights" in line
     _nothing_left(workdir)
 
     tiny_params["transfer"].update(weights=str(mirror / "absent.h5"))

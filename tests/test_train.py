@@ -21,7 +21,7 @@ from cifar10.schema.train import TrainParams
 from cifar10.tracking.links import model_digest
 from cifar10.training.fit import train
 from stages.train import main
-from tests.conftest import REPO, committed_params, shrink_params, write_params
+from tests.conftest import REPO, default_params, shrink_params, write_params
 from tests.tinydata import make_images
 
 SMALL_MODEL = {"filters": [4, 8], "conv_dropout": [0.1, 0.2], "dense_units": [8]}
@@ -29,7 +29,7 @@ EPOCHS = 4
 
 
 def _stage_params() -> dict:
-    p = shrink_params(committed_params())
+    p = shrink_params(default_params())
     p["train"].update(epochs=EPOCHS, batch_size=16)
     p["train"]["model"].update(SMALL_MODEL)
     p["train"]["early_stopping"]["patience"] = 2

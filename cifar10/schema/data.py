@@ -30,13 +30,19 @@ def parse_checksum(value: str) -> tuple[str, str] | None:
     return algo, digest
 
 
-def _check_checksum(value: str) -> str:
-    parse_checksum(value)
-    return value
+def _checksum(allow_default: bool) -> AfterValidator:
+    def check(value: str) -> str:
+        if not (allow_default and value == "default"):
+            parse_checksum(value)
+        return value
+
+    return AfterValidator(check)
 
 
 # A checksum param: 'md5:<hex>', 'sha256:<hex>', a bare hex digest, or '' (record one).
-Checksum = Annotated[str, AfterValidator(_check_checksum)]
+Checksum = Annotated[str, _checksum(allow_default=False)]
+# The same, or 'default': the published checksum of what the other params name.
+ChecksumOrDefault = Annotated[str, _checksum(allow_default=True)]
 
 
 class BaseParams(Section):
