@@ -9,33 +9,15 @@ benchmark can be refreshed alone. Usage: `python -m benchmarks.run [--project DI
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from cifar10.tracking.provenance import machine
+
 HERE = Path(__file__).resolve().parent
 ORDER = ["augment", "train", "transfer", "pipeline"]
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    import tensorflow as tf
-
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, no GPU, Python {platform.python_version()}, "
-        f"TensorFlow {tf.__version__}"
-    )
 
 
 def split_sections(text: str) -> dict[str, str]:

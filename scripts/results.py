@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from benchmarks.pipeline import STAGES, duration, latest_stage_runs
-from benchmarks.run import machine
+from cifar10.reporting.records import STAGES, duration, latest_stage_runs
+from cifar10.tracking.provenance import machine
 from cifar10.schema import flatten_dict
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import subprocess
 import time
 from pathlib import Path
@@ -50,9 +51,29 @@ def pipeline_group() -> str:
     return hashlib.sha1(seed.encode()).hexdigest()[:12]
 
 
+def cpu_model() -> str:
+    """The CPU's model name (this project's machines differ: float results and speeds depend on it)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> str:
+    """One line describing the machine figures were measured on."""
+    import tensorflow as tf
+
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{os.cpu_count()} cores ({cpu_model()}), {mem:.0f} GiB RAM, no GPU, Python {platform.python_version()}, "
+            f"TensorFlow {tf.__version__}")
+
+
 def run_tags() -> dict[str, str]:
-    """Tags every run of this execution carries: group, commit and, in a DVC experiment, its name."""
-    tags = {"pipeline.group": pipeline_group(), "git_commit": git_commit()}
+    """Tags every run of this execution carries: group, commit, CPU and, in a DVC experiment, its name."""
+    tags = {"pipeline.group": pipeline_group(), "git_commit": git_commit(), "cpu": cpu_model()}
     for env, tag in (("DVC_EXP_NAME", "dvc_exp_name"), ("DVC_EXP_BASELINE_REV", "dvc_exp_baseline")):
         if os.environ.get(env):
             tags[tag] = os.environ[env]

@@ -4,10 +4,10 @@ optionally the top blocks) trained on what that pass cached.
 The frozen part of the backbone runs in inference mode, so its output is a fixed function of the
 image: it is computed once and every epoch trains on the cache, seconds instead of a backbone pass.
 With `fine_tune_blocks: N` the cache is the input of the last N blocks and each fine-tuning epoch
-runs only those blocks and the head. Mirrored copies of the training images (`flip_train`) go
-through the same pass. The returned model is the whole network (uint8 32x32 images in, 10
-probabilities out; with `flip_test` it averages each image and its mirror image), made of the very
-layers that were trained.
+runs only those blocks and the head. Mirror images of the training images (`flip_train`) and of
+the validation images (`flip_test`, to measure test-time averaging) go through the same pass. The
+returned model is the whole network (uint8 32x32 images in, 10 probabilities out; with `flip_test`
+it averages each image and its mirror image), made of the very layers that were trained.
 """
 from __future__ import annotations
 
@@ -26,6 +26,28 @@ from cifar10.training.history import EpochHistory
 
 
 @dataclass
+class Pass:
+    """What the one backbone pass produced: the backbone, its part below the cache and the part above
+    (None when all of it is frozen), the cached outputs of every image and of the mirror images of
+    `mirror_rows`."""
+
+    backbone: object
+    lower: object
+    upper: object | None
+    cache: np.ndarray
+    mirror_rows: np.ndarray  # sorted rows whose mirror image went through the pass
+    mirrored: np.ndarray  # their cached outputs, in the order of mirror_rows
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    seconds: float
+
+    def of(self, rows: np.ndarray, mirror: bool = False) -> np.ndarray:
+        if not mirror:
+            return self.cache[rows]
+        return self.mirrored[np.searchsorted(self.mirror_rows, rows)]
+
+
+@dataclass
 class TransferResult:
     model: object  # the whole keras.Model
     head: object
@@ -34,17 +56,38 @@ class TransferResult:
     validation: dict[str, float] = field(default_factory=dict)  # accuracy of the final model on the split
 
 
-def _compile(model, cfg: TransferParams, learning_rate: float, steps: int) -> None:
-    import keras
+def backbone_pass(train: Dataset, cfg: TransferParams, weights: Path | None, seed: int, cluster: Cluster,
+                  cut_blocks: int) -> Pass:
+    """Build the frozen backbone and run it once over every training image (and the mirror images
+    `cfg` asks for), caching its pooled features, or with `cut_blocks` the input of its top blocks."""
+    from cifar10.models import transfer as tm
+    from cifar10.models.blocks import split
+    from cifar10.training.embeddings import embed
 
-    rate = learning_rate
-    if cfg.schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(steps, 1))
-    model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    tr, val = split_rows(train.y, cfg.validation_split, seed, section="transfer")
+    with cluster.scope():
+        backbone = tm.build_backbone(cfg.backbone, cfg.image_size, weights)
+        lower, upper = split(backbone, cut_blocks) if cut_blocks else (backbone, None)
+        cached = tm.build_extractor(cfg.backbone, lower, cfg.image_size, pool=not cut_blocks)
+    started = time.perf_counter()
+    store = "float16" if cut_blocks else "float32"  # a 7x7 feature-map cache is 37x larger than pooled features
+    cache, _ = embed(cached, train.x, cfg.embed_batch_size, desc="backbone pass", dtype=store)
+    mirror_rows = np.sort(np.concatenate([tr if cfg.flip_train else [], val if cfg.flip_test else []]).astype(int))
+    # The saved model's mirror layers flip the same way, exactly (tested).
+    mirrored, _ = embed(cached, train.x[mirror_rows][:, :, ::-1], cfg.embed_batch_size, desc="mirrored pass",
+                        dtype=store)
+    return Pass(backbone, lower, upper, cache, mirror_rows, mirrored, tr, val, time.perf_counter() - started)
 
 
-def _best_weights_callback(enabled: bool):
+def features(p: Pass, rows: np.ndarray, cluster: Cluster, batch: int, mirror: bool = False) -> np.ndarray:
+    """Pooled features of `rows` (or of their mirror images): the cache itself, or the cache through the upper blocks."""
+    from cifar10.training.embeddings import pooled
+
+    maps = p.of(rows, mirror)
+    return maps if p.upper is None else pooled(p.upper, maps, batch, cluster)
+
+
+def _best_weights(enabled: bool):
     """Keep the weights of the epoch with the lowest validation loss, put back when training ends."""
     import keras
 
@@ -63,12 +106,70 @@ def _best_weights_callback(enabled: bool):
     return BestWeights()
 
 
-def _fit(model, cfg, cluster, x, y, val, epochs: int, first_epoch: int, batch: int, rate: float, history) -> None:
-    steps = -(-len(y) // batch) * (epochs - first_epoch)
+def _fit(model, cfg: TransferParams, cluster: Cluster, x, y, val, epochs: tuple[int, int], batch: int, rate: float,
+         history: EpochHistory) -> None:
+    import keras
+
+    first, last = epochs
+    if cfg.schedule == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(-(-len(y) // batch) * (last - first), 1))
     with cluster.scope():  # the optimizer's slots live under the model's strategy
-        _compile(model, cfg, rate, steps)
-    model.fit(x, y, validation_data=val, initial_epoch=first_epoch, epochs=epochs, batch_size=batch, shuffle=True,
-              verbose=0, callbacks=[history, _best_weights_callback(cfg.restore_best)])
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, validation_data=val, initial_epoch=first, epochs=last, batch_size=batch, shuffle=True, verbose=0,
+              callbacks=[history, _best_weights(cfg.restore_best)])
+
+
+def fit_head(p: Pass, y: np.ndarray, cfg: TransferParams, cluster: Cluster, history: EpochHistory):
+    """A new head trained on the cached features (and those of the mirror images, with flip_train)."""
+    from cifar10.models import transfer as tm
+
+    rows = p.train_rows
+    x = features(p, rows, cluster, cfg.embed_batch_size)
+    if cfg.flip_train:
+        x = np.concatenate([x, features(p, rows, cluster, cfg.embed_batch_size, mirror=True)])
+        rows = np.concatenate([rows, rows])
+    with cluster.scope():
+        head = tm.build_head(cfg.head.units, cfg.head.activation, cfg.head.dropout, 10,
+                             standardize=cfg.head.standardize, l2=cfg.head.l2)
+    tm.adapt_head(head, x)
+    val = (features(p, p.val_rows, cluster, cfg.embed_batch_size), y[p.val_rows])
+    _fit(head, cfg, cluster, x, y[rows], val, (0, cfg.epochs), cfg.batch_size, cfg.learning_rate, history)
+    return head
+
+
+def fine_tune(p: Pass, head, y: np.ndarray, cfg: TransferParams, cluster: Cluster, history: EpochHistory,
+              n_blocks: int) -> int:
+    """Train the top `n_blocks` whole blocks (batch norm frozen) and the head on the cached pass; each
+    epoch runs only the blocks above the cache. Returns the number of layers with weights trained."""
+    import keras
+
+    from cifar10.models.blocks import unfreeze_top_blocks
+
+    with cluster.scope():
+        trained = unfreeze_top_blocks(p.backbone, n_blocks)
+        maps = keras.Input(p.cache.shape[1:], name="cached_maps")
+        tuned = keras.Model(maps, head(keras.layers.GlobalAveragePooling2D()(p.upper(maps, training=False))))
+    rows = p.train_rows
+    x = np.concatenate([p.of(rows), p.of(rows, mirror=True)]) if cfg.flip_train else p.of(rows)
+    rows = np.concatenate([rows, rows]) if cfg.flip_train else rows
+    _fit(tuned, cfg, cluster, x, y[rows], (p.of(p.val_rows), y[p.val_rows]),
+         (cfg.epochs, cfg.epochs + cfg.fine_tune_epochs), cfg.fine_tune_batch_size, cfg.fine_tune_learning_rate, history)
+    return trained
+
+
+def validation_accuracy(p: Pass, head, y: np.ndarray, cfg: TransferParams, cluster: Cluster) -> dict[str, float]:
+    """Accuracy on the validation split, plain and (with flip_test) averaged with the mirror images: what
+    settings are chosen on, never the test set."""
+    def probs(mirror: bool) -> np.ndarray:
+        return head.predict(features(p, p.val_rows, cluster, cfg.embed_batch_size, mirror), verbose=0,
+                            batch_size=cfg.batch_size)
+
+    plain = probs(False)
+    out = {"val_accuracy_final": float(np.mean(plain.argmax(1) == y[p.val_rows]))}
+    if cfg.flip_test:
+        both = (plain + probs(True)) / 2
+        out["val_accuracy_flip_average"] = float(np.mean(both.argmax(1) == y[p.val_rows]))
+    return out
 
 
 def train_transfer(train: Dataset, cfg: TransferParams, weights: Path | None, seed: int, cluster: Cluster,
@@ -83,82 +184,25 @@ def train_transfer(train: Dataset, cfg: TransferParams, weights: Path | None, se
         cluster: the tf.distribute set-up (one strategy builds, trains and fine-tunes).
         history: the run's EpochHistory; fine-tuning epochs continue the head's curve.
     """
-    import keras
-
     from cifar10.models import transfer as tm
-    from cifar10.models.blocks import split, unfreeze_top_blocks
-    from cifar10.training.embeddings import embed, pooled
 
     history = history or EpochHistory()
-    timings: dict[str, float] = {}
-    tr, val = split_rows(train.y, cfg.validation_split, seed, section="transfer")
-    n_top = cfg.fine_tune_blocks
-    with cluster.scope():
-        backbone = tm.build_backbone(cfg.backbone, cfg.image_size, weights)
-        lower, upper = split(backbone, n_top) if n_top else (backbone, None)
-        cached = tm.build_extractor(cfg.backbone, lower, cfg.image_size, pool=not n_top)
-        head = tm.build_head(cfg.head.units, cfg.head.activation, cfg.head.dropout, len(train.classes),
-                             standardize=cfg.head.standardize, l2=cfg.head.l2)
+    p = backbone_pass(train, cfg, weights, seed, cluster, cfg.fine_tune_blocks)
+    timings = {"embed_seconds": p.seconds, "embed_images": len(train) + len(p.mirror_rows)}
+    timings["embed_images_per_second"] = timings["embed_images"] / p.seconds
 
-    # The one backbone pass: every training image, plus the mirror images the params ask for.
     started = time.perf_counter()
-    store = "float16" if n_top else "float32"  # a feature-map cache is 37x larger than pooled features
-    cache, _ = embed(cached, train.x, cfg.embed_batch_size, desc="backbone pass", dtype=store)
-    flip_rows = np.concatenate([tr if cfg.flip_train else [], val if cfg.flip_test else []]).astype(int)
-    cache_m = np.zeros((len(train), *cache.shape[1:]), dtype=cache.dtype)
-    if len(flip_rows):
-        mirrored = train.x[flip_rows][:, :, ::-1]  # the saved model's mirror layers flip the same way, exactly
-        cache_m[flip_rows], _ = embed(cached, mirrored, cfg.embed_batch_size, desc="mirrored pass", dtype=store)
-    timings["embed_seconds"] = time.perf_counter() - started
-    timings["embed_images"] = len(train) + len(flip_rows)
-    timings["embed_images_per_second"] = timings["embed_images"] / timings["embed_seconds"]
-
-    def features(maps: np.ndarray) -> np.ndarray:
-        return maps if not n_top else pooled(upper, maps, cfg.embed_batch_size, cluster)
-
-    fit_rows = np.concatenate([tr, tr]) if cfg.flip_train else tr
-    started = time.perf_counter()
-    feats = features(cache)
-    feats_m = features(cache_m[flip_rows]) if len(flip_rows) else None
-    train_feats = np.concatenate([feats[tr], feats_m[: len(tr)]]) if cfg.flip_train else feats[tr]
-    tm.adapt_head(head, train_feats)
-    _fit(head, cfg, cluster, train_feats, train.y[fit_rows], (feats[val], train.y[val]), cfg.epochs, 0, cfg.batch_size,
-         cfg.learning_rate, history)
+    head = fit_head(p, train.y, cfg, cluster, history)
     timings["head_seconds"] = time.perf_counter() - started
-    del feats, feats_m, train_feats
-
-    if n_top:
+    if cfg.fine_tune_blocks:
         started = time.perf_counter()
-        with cluster.scope():
-            trainable = unfreeze_top_blocks(backbone, n_top)
-            maps = keras.Input(cache.shape[1:], name="cached_maps")
-            tuned = keras.Model(maps, head(keras.layers.GlobalAveragePooling2D()(upper(maps, training=False))))
-        print(f"fine-tuning the top {n_top} blocks ({trainable} layers with weights) for {cfg.fine_tune_epochs} "
-              "epochs on the cached pass", file=sys.stderr)
-        x_fit = np.concatenate([cache[tr], cache_m[tr]]) if cfg.flip_train else cache[tr]
-        _fit(tuned, cfg, cluster, x_fit, train.y[fit_rows], (cache[val], train.y[val]), cfg.epochs + cfg.fine_tune_epochs,
-             cfg.epochs, cfg.fine_tune_batch_size, cfg.fine_tune_learning_rate, history)
+        print(f"fine-tuning the top {cfg.fine_tune_blocks} blocks for {cfg.fine_tune_epochs} epochs on the cached pass",
+              file=sys.stderr)
+        fine_tune(p, head, train.y, cfg, cluster, history, cfg.fine_tune_blocks)
         timings["fine_tune_seconds"] = time.perf_counter() - started
 
     with cluster.scope():
-        model = tm.build_whole(tm.build_extractor(cfg.backbone, backbone, cfg.image_size), head, cfg.flip_test)
-    validation = _validation_accuracy(head, upper if n_top else None, cache, cache_m, train.y, val, cfg, cluster)
-    sizes = {"n_train": len(tr), "n_validation": len(val), "n_train_features": len(fit_rows)}
-    return TransferResult(model, head, timings, sizes, validation)
-
-
-def _validation_accuracy(head, upper, cache, cache_m, y, val, cfg, cluster) -> dict[str, float]:
-    """Accuracy on the validation split, plain and (if flip_test) averaged with the mirror images: what
-    the settings are chosen on, never the test set."""
-    from cifar10.training.embeddings import pooled
-
-    def probs(maps: np.ndarray) -> np.ndarray:
-        feats = maps if upper is None else pooled(upper, maps, cfg.embed_batch_size, cluster)
-        return head.predict(feats, batch_size=cfg.batch_size, verbose=0)
-
-    plain = probs(cache[val])
-    out = {"val_accuracy_final": float(np.mean(plain.argmax(1) == y[val]))}
-    if cfg.flip_test:
-        both = (plain + probs(cache_m[val])) / 2
-        out["val_accuracy_flip_average"] = float(np.mean(both.argmax(1) == y[val]))
-    return out
+        model = tm.build_whole(tm.build_extractor(cfg.backbone, p.backbone, cfg.image_size), head, cfg.flip_test)
+    sizes = {"n_train": len(p.train_rows), "n_validation": len(p.val_rows),
+             "n_train_features": len(p.train_rows) * (2 if cfg.flip_train else 1)}
+    return TransferResult(model, head, timings, sizes, validation_accuracy(p, head, train.y, cfg, cluster))
