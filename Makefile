@@ -28,8 +28,9 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not integration"
 
+# Prints the URL of the experiment's runs table, then serves the UI on it.
 ui: install
-	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000
+	$(BIN)/python -m scripts.ui --port 5000
 
 dag: install
 	dvc dag
@@ -43,15 +44,18 @@ bench: install
 results: install
 	$(BIN)/python -m scripts.results --project $(PROJECT)
 
-# The whole DAG on a small subset with few epochs, as a DVC experiment named quick-demo.
+# The whole DAG on a small subset with few epochs, as a DVC experiment named quick-demo. It runs in a
+# temporary copy (--temp): params.yaml and the workspace stay as they are; the results are the
+# quick-demo experiment (dvc exp show) and its runs in MLflow.
 # SOURCE: the dataset (default: the official release; e.g. SOURCE=../shared/data/cifar10-jpeg.tar.gz).
 SOURCE ?= https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz
 demo: install
-	dvc exp run --name quick-demo --force \
+	dvc exp run --temp --name quick-demo --force \
 	  -S 'download.source=$(SOURCE)' -S "download.checksum=''" \
 	  -S download.train_per_class=300 -S download.test_per_class=100 \
-	  -S train.epochs=3 -S train.model.batch_norm_momentum=0.9 -S transfer.weights=none -S transfer.image_size=64 -S transfer.epochs=3
-	dvc metrics show
+	  -S train.epochs=3 -S train.model.batch_norm_momentum=0.9 \
+	  -S transfer.backbone=efficientnet_lite0 -S transfer.weights=imagenet -S transfer.image_size=96 -S transfer.epochs=10
+	dvc exp show --only-changed --drop 'Created|State|Executor' 
 
 # Queue the study's part-2 parameter studies; then `dvc queue start -j 2`.
 sweep-part2: install

@@ -1,6 +1,6 @@
 """Classify image files with a trained model: the top-k CIFAR-10 classes and their probabilities.
 
-    python -m scripts.predict IMAGE [IMAGE ...] [--model baseline|augmented|transfer|PATH] [--top 3] [--json]
+    python -m scripts.predict IMAGE [IMAGE ...] [--model baseline|augmented|transfer|PATH|models:/NAME@ALIAS] [--top 3] [--json]
 
 Images of any size and mode are made 32x32 RGB exactly as the download stage makes image folders
 into the dataset, and all of them are predicted in one call.
@@ -24,8 +24,27 @@ DEFAULT_MODEL = "transfer"  # the study classified its example image with the tr
 BATCH_SIZE = 256
 
 
+def registered_model_file(uri: str) -> Path:
+    """The Keras file of a registered model (`models:/name@alias`, `models:/name/3`) from the tracking
+    store the stages use (MLFLOW_TRACKING_URI, else the project's mlflow.db)."""
+    import mlflow
+
+    from cifar10.tracking.store import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri())
+    try:
+        folder = Path(mlflow.artifacts.download_artifacts(uri))
+    except Exception as exc:  # noqa: BLE001 - MLflow raises many types for a bad URI or store
+        raise PipelineError(f"{uri}: no such registered model version in {tracking_uri()} "
+                            f"({type(exc).__name__}: {str(exc)[:120]})") from None
+    return folder / "data" / "model.keras"
+
+
 def resolve_model(spec: str) -> Path:
-    """A model name (baseline, augmented, transfer) or a path to a saved Keras model, as an existing path."""
+    """A model name (baseline, augmented, transfer), a path to a saved Keras model or a registered
+    model URI (models:/...), as an existing path."""
+    if spec.startswith("models:/"):
+        return registered_model_file(spec)
     if spec in MODEL_STAGE:
         path = model_path(spec)
         if not path.exists():
@@ -71,7 +90,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, any size and mode")
     parser.add_argument(
         "--model", default=DEFAULT_MODEL,
-        help=f"baseline, augmented, transfer (models/<name>.keras) or a .keras path (default: {DEFAULT_MODEL})",
+        help=f"baseline, augmented, transfer (models/<name>.keras), a .keras path or a registered model URI such as "
+             f"models:/cifar10-classifier@champion (default: {DEFAULT_MODEL})",
     )
     parser.add_argument("--top", type=int, default=3, help=f"classes shown per image, 1..{len(CIFAR10_CLASSES)}")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -83,18 +103,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if not 1 <= args.top <= len(CIFAR10_CLASSES):
         raise PipelineError(f"--top must be between 1 and {len(CIFAR10_CLASSES)} (got {args.top})")
-    path = resolve_model(args.model)
+    from cifar10.console import quiet_tensorflow
     from cifar10.data.sources.images import read_image
     from cifar10.models.saved import load_model
 
     # Every file is decoded before TensorFlow starts, so a bad one fails in a moment.
     images = np.stack([read_image(p) for p in args.images])
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    path = resolve_model(args.model)
+    quiet_tensorflow()
     model = load_model(path)
     results = predict_images(model, images, CIFAR10_CLASSES, args.top)
     if args.json:
         out = {
-            "model": str(path),
+            "model": args.model if args.model.startswith("models:/") else str(path),
             "predictions": [
                 {"image": img, "top": [{"class": c, "probability": p} for c, p in top]}
                 for img, top in zip(args.images, results)
@@ -102,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         }
         print(json.dumps(out, indent=2))
     else:
-        print(f"model: {path}")
+        print(f"model: {args.model if args.model.startswith('models:/') else path}")
         print(format_text(args.images, results))
     sys.stdout.flush()
 

@@ -30,7 +30,11 @@ def main() -> None:
         train = dataset.load(IMBALANCED_TRAIN)
         needed = plan(train, classes, cfg.target)  # a bad target fails before TF is even imported
 
+        from cifar10.console import quiet_tensorflow
+
+        quiet_tensorflow()
         from cifar10.augmentation.layers import make_augmenter
+        from cifar10.tracking.datasets import dataset_input
         from cifar10.tracking.runs import stage_run
         from cifar10.training.runtime import seed_everything
 
@@ -56,6 +60,8 @@ def main() -> None:
             metrics.update({f"count_before_{c}": k for c, k in train.counts().items()})
             metrics.update({f"count_after_{c}": k for c, k in result.counts().items()})
             tracker.log_metrics(metrics)
+            tracker.log_datasets([dataset_input(IMBALANCED_TRAIN, train, "input"),
+                                  dataset_input(AUGMENTED_TRAIN, result, "output")])
             for path in (PREVIEW, SAMPLES):
                 tracker.log_artifact(path, "augment")
 

@@ -14,6 +14,7 @@ from cifar10.outputs import atomic_output, no_partial_outputs
 from cifar10.paths import RAW_SOURCE_INFO, RAW_TEST, RAW_TRAIN
 from cifar10.reporting.figures import sample_grid
 from cifar10.schema import load_params
+from cifar10.tracking.datasets import dataset_input
 from cifar10.tracking.runs import stage_run
 
 
@@ -39,6 +40,8 @@ def main() -> None:
         for split, ds in (("train", got.train), ("test", got.test)):
             metrics.update({f"count_{split}_{name}": n for name, n in ds.counts().items()})
         tracker.log_metrics(metrics)
+        tracker.log_datasets([dataset_input(path, ds, "output", cfg.source)
+                              for path, ds in ((RAW_TRAIN, got.train), (RAW_TEST, got.test))])
         tracker.log_dict(info, "source.json")
         grid = sample_grid(got.train.x, got.train.y, got.train.classes, title=f"train samples ({got.format})")
         tracker.log_figure(grid, "samples/train_grid.png")

@@ -64,6 +64,9 @@ def main() -> None:
             raise missing(model_path(m), f" (or leave {m} out of evaluate.models)")
     require(RAW_TEST)
 
+    from cifar10.console import batch_progress, quiet_tensorflow
+
+    quiet_tensorflow()
     import keras
 
     from cifar10.models.saved import load_model
@@ -71,7 +74,9 @@ def main() -> None:
     from cifar10.reporting.figures import confusion_figure
     from cifar10.reporting.reference import STUDY
     from cifar10.reporting.scoring import score_model
+    from cifar10.tracking.datasets import dataset_input
     from cifar10.tracking.links import training_run_of
+    from cifar10.tracking.registry import crown, version_of
     from cifar10.tracking.runs import stage_run
 
     with no_partial_outputs(METRICS_DIR, CONFUSION_DIR, REPORT_DIR), stage_run("evaluate", params, ["evaluate"]) as tracker:
@@ -81,7 +86,8 @@ def main() -> None:
         for m in models:
             model = load_model(model_path(m))
             try:
-                results[m] = score_model(model, test.x, test.y, classes, params.evaluate.batch_size)
+                results[m] = score_model(model, test.x, test.y, classes, params.evaluate.batch_size,
+                                         [batch_progress(f"evaluate {m}")])
             except PipelineError as exc:
                 raise PipelineError(f"{model_path(m)}: {exc}") from None
             del model
@@ -126,9 +132,17 @@ def main() -> None:
             else:
                 tracker.not_logged.append(f"test metrics of {m} on its training run (no {MODEL_STAGE[m]} run "
                                           f"in this store saved {model_path(m)})")
+        registry = params.tracking.registered_model
+        versions = {m: v for m in models
+                    if (v := tracker.safe(f"version of {m}", version_of, tracker.client, registry, model_path(m)))}
+        champion = crown(tracker, registry, {m: r["flat"] for m, r in results.items()}, versions)
+        if champion:
+            tracker.set_tags({"champion": f"{champion} ({registry} v{versions[champion].version})"})
+        tracker.log_datasets([dataset_input(RAW_TEST, test, "evaluation")])
         tracker.log_artifact(REPORT_DIR / "comparison.md", "report")
         tracker.log_artifact(REPORT_DIR / "comparison.html", "report")
-    print(f"evaluate: wrote {REPORT_DIR / 'comparison.md'}", flush=True)
+    crowned = f"; {registry}@champion = {champion} (best test macro F1)" if champion else ""
+    print(f"evaluate: wrote {REPORT_DIR / 'comparison.md'}{crowned}", flush=True)
 
 
 if __name__ == "__main__":

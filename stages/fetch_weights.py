@@ -20,6 +20,10 @@ def main() -> None:
     params = load_params()
     cfg = params.transfer
     kind, source = source_of(cfg)
+    if kind != "none":
+        from cifar10.console import quiet_tensorflow
+
+        quiet_tensorflow()  # the weights are loaded once to check them
 
     with no_partial_outputs(WEIGHTS_DIR), stage_run("fetch-weights", params, sections=[]) as tracker:
         with atomic_output(WEIGHTS_DIR) as tmp:

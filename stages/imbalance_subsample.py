@@ -12,6 +12,7 @@ from cifar10.outputs import no_partial_outputs
 from cifar10.paths import IMBALANCED_TRAIN, RAW_TRAIN, require
 from cifar10.reporting.figures import counts_figure
 from cifar10.schema import load_params
+from cifar10.tracking.datasets import dataset_input
 from cifar10.tracking.runs import stage_run
 
 
@@ -33,6 +34,7 @@ def main() -> None:
         metrics.update({f"count_before_{c}": n for c, n in before.items()})
         metrics.update({f"count_after_{c}": n for c, n in after.items()})
         tracker.log_metrics(metrics)
+        tracker.log_datasets([dataset_input(RAW_TRAIN, train, "input"), dataset_input(IMBALANCED_TRAIN, result, "output")])
         tracker.log_figure(counts_figure(before, after), "counts.png")
 
     kept = ", ".join(f"{c} {before[c]} -> {after[c]}" for c in cfg.classes)

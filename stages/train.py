@@ -27,7 +27,10 @@ def main(argv: list[str] | None = None) -> None:
     train_path, out_model, out_history = CNN_TRAIN_SET[variant], model_path(variant), history_csv(variant)
     require(train_path)
 
+    from cifar10.console import batch_progress, quiet_tensorflow
+    from cifar10.tracking.datasets import dataset_input
     from cifar10.tracking.links import MODEL_DIGEST_TAG, model_digest
+    from cifar10.tracking.registry import register
     from cifar10.tracking.runs import stage_run
     from cifar10.tracking.tracker import NullTracker
     from cifar10.training.backup import backup_folder, delete_backup, load_state
@@ -35,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     from cifar10.training.fit import train
     from cifar10.training.history import EpochHistory, console_sink, csv_sink, tracker_sink, write_history
 
+    quiet_tensorflow()
     cluster = make_cluster(cfg.distribution)  # before any other TF op (collectives are set up at start-up)
     # Only the chief records the run and writes outputs; the other workers train with it and stop.
     run = stage_run(stage, params, ["base", "train"]) if cluster.is_chief else contextlib.nullcontext(NullTracker(stage))
@@ -53,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
             history.sinks += [tracker_sink(tracker), csv_sink(out_history)]
             history.replay([tracker_sink(tracker)])  # this run's curves start at epoch 1 too
 
-        result = train(train_ds, cfg, params.base.seed, params.base.deterministic, history, backup, cluster)
+        result = train(train_ds, cfg, params.base.seed, params.base.deterministic, history, backup, cluster,
+                       [batch_progress(stage)])
 
         if result.shard:
             write_shard_report(stage, result.shard)
@@ -81,6 +86,8 @@ def main(argv: list[str] | None = None) -> None:
         result.model.summary(print_fn=lambda line, *a, **k: lines.append(line))
         tracker.log_text("\n".join(lines), "model_summary.txt")
         tracker.log_artifact(out_history, "curves")
+        tracker.log_datasets([dataset_input(train_path, train_ds, "training")])
+        register(tracker, result.model, out_model, params.tracking.registered_model, variant, train_ds.x)
         delete_backup(backup)
     print(f"{stage}: best epoch {info['best_epoch']} of {info['epochs_run']}, "
           f"{info['images_per_s']:.0f} images/s -> {out_model}")

@@ -51,9 +51,14 @@ def main() -> None:
     from cifar10.weights.manifest import read_manifest
 
     manifest, weights = read_manifest(cfg)
+    from cifar10.console import batch_progress, quiet_tensorflow
+
+    quiet_tensorflow()
 
     from cifar10.models.transfer import NAMES
+    from cifar10.tracking.datasets import dataset_input
     from cifar10.tracking.links import MODEL_DIGEST_TAG, model_digest
+    from cifar10.tracking.registry import register
     from cifar10.tracking.runs import stage_run
     from cifar10.training.distribution import make_cluster
     from cifar10.training.history import EpochHistory, console_sink, csv_sink, tracker_sink
@@ -70,7 +75,7 @@ def main() -> None:
         history = EpochHistory()
         history.sinks = [console_sink("transfer: ", history), tracker_sink(tracker), csv_sink(out_history)]
 
-        result = train_transfer(train, cfg, weights, params.base.seed, cluster, history)
+        result = train_transfer(train, cfg, weights, params.base.seed, cluster, history, [batch_progress("transfer")])
 
         with atomic_output(out_model) as tmp:
             result.model.save(tmp)
@@ -85,6 +90,8 @@ def main() -> None:
                              "wall_seconds": time.perf_counter() - wall})
         tracker.log_dict(manifest, "weights.json")
         tracker.log_artifact(out_history)
+        tracker.log_datasets([dataset_input(train_path, train, "training")])
+        register(tracker, result.model, out_model, params.tracking.registered_model, "transfer", train.x)
     shown = ", ".join(f"{k} {v:.4f}" for k, v in result.validation.items())
     print(f"transfer: {NAMES[cfg.backbone]} pass {result.timings['embed_images_per_second']:.1f} images/s, {shown}, "
           f"wall {time.perf_counter() - wall:.1f}s -> {out_model}", file=sys.stderr)

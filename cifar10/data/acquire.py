@@ -22,6 +22,8 @@ from cifar10.paths import project_root
 from cifar10.schema.data import DownloadParams
 
 SCRATCH_PREFIX = ".download-"
+OFFLINE_HINT = ("offline? set download.source to a local copy: the official archive or an image-folder "
+                "archive or folder (train/<class>/*, test/<class>/*)")
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,8 @@ def _fetch_and_read(cfg: DownloadParams, scratch: Path) -> Acquired:
     name = Path(source.split("?")[0]).name if source else path.name
     archive = scratch / (name or "source")
     try:
-        checksum = fetch(str(source or path), archive, cfg.checksum, cfg.retries, cfg.timeout, "download.source")
+        checksum = fetch(str(source or path), archive, cfg.checksum, cfg.retries, cfg.timeout, "download.source",
+                         OFFLINE_HINT)
     except PipelineError as exc:
         if "checksum mismatch" in str(exc):
             raise PipelineError(f"{exc} (download.checksum belongs to the source; '' records a new one)") from None

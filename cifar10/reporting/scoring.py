@@ -13,11 +13,12 @@ from sklearn.metrics import classification_report, confusion_matrix
 from cifar10.errors import PipelineError
 
 
-def predict_proba(model, x: np.ndarray, batch_size: int) -> np.ndarray:
+def predict_proba(model, x: np.ndarray, batch_size: int, callbacks: list = ()) -> np.ndarray:
     """Class probabilities (N, classes) in one batched pass; images stay uint8 until each batch."""
     from cifar10.training.inputs import eval_batches
 
-    probs = np.asarray(model.predict(eval_batches(x, None, batch_size), verbose=0)) if len(x) else np.zeros((0, 0))
+    batches = eval_batches(x, None, batch_size)
+    probs = np.asarray(model.predict(batches, verbose=0, callbacks=list(callbacks))) if len(x) else np.zeros((0, 0))
     if probs.ndim != 2 or len(probs) != len(x):
         raise PipelineError(f"model output has shape {probs.shape}; expected ({len(x)}, classes) probabilities")
     return probs
@@ -85,9 +86,10 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dic
     }
 
 
-def score_model(model, x: np.ndarray, y: np.ndarray, classes: Sequence[str], batch_size: int) -> dict:
+def score_model(model, x: np.ndarray, y: np.ndarray, classes: Sequence[str], batch_size: int,
+                callbacks: list = ()) -> dict:
     """Predict the test set once (batched) and score it; see `score` for the result."""
-    probs = predict_proba(model, x, batch_size)
+    probs = predict_proba(model, x, batch_size, callbacks)
     if probs.shape[1] != len(classes):
         raise PipelineError(f"model outputs {probs.shape[1]} classes; the test set has {len(classes)}")
     return score(y, probs.argmax(axis=1), classes)

@@ -52,6 +52,7 @@ class BaseParams(Section):
 
 class TrackingParams(Section):
     experiment: str = Field("cifar10-imbalance", min_length=1)
+    registered_model: str = Field("cifar10-classifier", min_length=1)
 
 
 class DownloadParams(Section):

@@ -9,6 +9,9 @@ from cifar10.errors import PipelineError
 from cifar10.paths import project_root
 
 DB_NAME = "mlflow.db"
+# MLflow 3 opens an experiment in its GenAI view unless told it holds model training. The UI of
+# 3.17 decides from the page's `workflowType` (README: the URL to open), older 3.x from this tag.
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 
 
 def tracking_uri() -> str:
@@ -49,14 +52,16 @@ def store_lock(uri: str):
 
 
 def experiment_id(client: Any, name: str) -> str:
-    """The id of experiment `name`, created if needed."""
+    """The id of experiment `name` (a model-training experiment), created if needed."""
     experiment = client.get_experiment_by_name(name)
     if experiment:
+        if experiment.tags.get(KIND_TAG) != KIND:
+            client.set_experiment_tag(experiment.experiment_id, KIND_TAG, KIND)
         return experiment.experiment_id
     # With the default local store, artifacts sit beside mlflow.db at the project root, not
     # relative to whichever (possibly temporary) workspace created the experiment.
     local = None if "MLFLOW_TRACKING_URI" in os.environ else (project_root() / "mlruns").as_uri()
-    return client.create_experiment(name, artifact_location=local)
+    return client.create_experiment(name, artifact_location=local, tags={KIND_TAG: KIND})
 
 
 def open_store(uri: str, experiment: str) -> tuple[Any, str]:
@@ -71,3 +76,9 @@ def open_store(uri: str, experiment: str) -> tuple[Any, str]:
             return client, experiment_id(client, experiment)
     except Exception as exc:  # noqa: BLE001 - any store failure here means we cannot track
         raise PipelineError(f"cannot open MLflow tracking store {uri}: {str(exc)[:200]}") from None
+
+
+def runs_url(server: str, experiment_id: str) -> str:
+    """The UI page of an experiment's runs table. `workflowType=machine_learning` is what makes
+    MLflow 3.17's UI show it as model training (the bare experiment URL opens the GenAI overview)."""
+    return f"{server.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"

@@ -123,6 +123,11 @@ class Tracker:
     def log_figure(self, figure: Any, name: str) -> None:
         self.safe(f"artifact {name}", self.client.log_figure, self.run_id, figure, name)
 
+    def log_datasets(self, inputs: list) -> None:
+        """Record datasets (cifar10.tracking.datasets.dataset_input) on the run."""
+        names = ", ".join(i.dataset.name for i in inputs)
+        self.safe(f"datasets {names}", self.client.log_inputs, self.run_id, datasets=inputs)
+
 
 class NullTracker:
     """The Tracker of a process that records nothing (a non-chief worker of a multi-worker run)."""
@@ -139,4 +144,4 @@ class NullTracker:
     def for_run(self, run_id: str) -> "NullTracker":
         return self
 
-    safe = log_params = log_metrics = set_tags = log_artifact = log_dict = log_text = log_figure = _noop
+    safe = log_params = log_metrics = set_tags = log_artifact = log_dict = log_text = log_figure = log_datasets = _noop

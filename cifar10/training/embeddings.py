@@ -1,12 +1,11 @@
 """The frozen backbone's single pass: features of every image, computed in batches."""
 from __future__ import annotations
 
-import sys
 import time
 import weakref
 
 import numpy as np
-from tqdm import tqdm
+from cifar10.console import progress
 
 _STEPS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -23,7 +22,7 @@ def embed(extractor, images: np.ndarray, batch_size: int, desc: str = "embed",
     n = len(images)
     out: np.ndarray | None = None
     started = time.perf_counter()
-    with tqdm(total=n, unit="img", desc=desc, file=sys.stderr, mininterval=2.0, smoothing=0.1) as bar:
+    with progress(n, desc) as bar:
         for start in range(0, n, batch_size):
             batch = step(images[start : start + batch_size]).numpy()
             if out is None:

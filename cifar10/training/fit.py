@@ -68,7 +68,7 @@ def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tup
 
 def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = True,
           history: EpochHistory | None = None, backup_dir: str | Path | None = None,
-          cluster: Cluster | None = None) -> TrainResult:
+          cluster: Cluster | None = None, callbacks: list = ()) -> TrainResult:
     """Train the CNN on `train_ds` with early stopping on a validation split carved from it.
 
     Args:
@@ -79,6 +79,7 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
         backup_dir: where to keep per-epoch state for resuming; None = no backup. A state found
             there is resumed from.
         cluster: the tf.distribute set-up (made first thing in the process); None = from `cfg.distribution`.
+        callbacks: more Keras callbacks (a progress bar), called after the history's.
     """
     from cifar10.models.cnn import param_counts
     from cifar10.training.backup import ResumableEarlyStopping, TrainingBackup, load_state, restore
@@ -121,7 +122,7 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
         model.fit(
             train_data, epochs=cfg.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
             validation_data=val_data, validation_steps=val_steps,
-            callbacks=[history, es, TrainingBackup(backup_dir, history, es)], shuffle=False, verbose=0,
+            callbacks=[history, *callbacks, es, TrainingBackup(backup_dir, history, es)], shuffle=False, verbose=0,
         )
         stopped = bool(model.stop_training)
     elif cfg.early_stopping.restore_best_weights and state.best_weights is not None:

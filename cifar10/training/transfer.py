@@ -107,7 +107,7 @@ def _best_weights(enabled: bool):
 
 
 def _fit(model, cfg: TransferParams, cluster: Cluster, x, y, val, epochs: tuple[int, int], batch: int, rate: float,
-         history: EpochHistory) -> None:
+         history: EpochHistory, callbacks: list = ()) -> None:
     import keras
 
     first, last = epochs
@@ -116,10 +116,11 @@ def _fit(model, cfg: TransferParams, cluster: Cluster, x, y, val, epochs: tuple[
     with cluster.scope():  # the optimizer's slots live under the model's strategy
         model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x, y, validation_data=val, initial_epoch=first, epochs=last, batch_size=batch, shuffle=True, verbose=0,
-              callbacks=[history, _best_weights(cfg.restore_best)])
+              callbacks=[history, *callbacks, _best_weights(cfg.restore_best)])
 
 
-def fit_head(p: Pass, y: np.ndarray, cfg: TransferParams, cluster: Cluster, history: EpochHistory):
+def fit_head(p: Pass, y: np.ndarray, cfg: TransferParams, cluster: Cluster, history: EpochHistory,
+             callbacks: list = ()):
     """A new head trained on the cached features (and those of the mirror images, with flip_train)."""
     from cifar10.models import transfer as tm
 
@@ -133,12 +134,12 @@ def fit_head(p: Pass, y: np.ndarray, cfg: TransferParams, cluster: Cluster, hist
                              standardize=cfg.head.standardize, l2=cfg.head.l2)
     tm.adapt_head(head, x)
     val = (features(p, p.val_rows, cluster, cfg.embed_batch_size), y[p.val_rows])
-    _fit(head, cfg, cluster, x, y[rows], val, (0, cfg.epochs), cfg.batch_size, cfg.learning_rate, history)
+    _fit(head, cfg, cluster, x, y[rows], val, (0, cfg.epochs), cfg.batch_size, cfg.learning_rate, history, callbacks)
     return head
 
 
 def fine_tune(p: Pass, head, y: np.ndarray, cfg: TransferParams, cluster: Cluster, history: EpochHistory,
-              n_blocks: int) -> int:
+              n_blocks: int, callbacks: list = ()) -> int:
     """Train the top `n_blocks` whole blocks (batch norm frozen) and the head on the cached pass; each
     epoch runs only the blocks above the cache. Returns the number of layers with weights trained."""
     import keras
@@ -153,7 +154,8 @@ def fine_tune(p: Pass, head, y: np.ndarray, cfg: TransferParams, cluster: Cluste
     x = np.concatenate([p.of(rows), p.of(rows, mirror=True)]) if cfg.flip_train else p.of(rows)
     rows = np.concatenate([rows, rows]) if cfg.flip_train else rows
     _fit(tuned, cfg, cluster, x, y[rows], (p.of(p.val_rows), y[p.val_rows]),
-         (cfg.epochs, cfg.epochs + cfg.fine_tune_epochs), cfg.fine_tune_batch_size, cfg.fine_tune_learning_rate, history)
+         (cfg.epochs, cfg.epochs + cfg.fine_tune_epochs), cfg.fine_tune_batch_size, cfg.fine_tune_learning_rate, history,
+         callbacks)
     return trained
 
 
@@ -173,7 +175,7 @@ def validation_accuracy(p: Pass, head, y: np.ndarray, cfg: TransferParams, clust
 
 
 def train_transfer(train: Dataset, cfg: TransferParams, weights: Path | None, seed: int, cluster: Cluster,
-                   history: EpochHistory | None = None) -> TransferResult:
+                   history: EpochHistory | None = None, callbacks: list = ()) -> TransferResult:
     """One frozen pass, the head on the cache, optionally the top blocks too; return the whole model.
 
     Args:
@@ -183,6 +185,7 @@ def train_transfer(train: Dataset, cfg: TransferParams, weights: Path | None, se
         seed: seed of the validation split (Keras' shuffles follow the seeded global state).
         cluster: the tf.distribute set-up (one strategy builds, trains and fine-tunes).
         history: the run's EpochHistory; fine-tuning epochs continue the head's curve.
+        callbacks: more Keras callbacks for every fit (a progress bar).
     """
     from cifar10.models import transfer as tm
 
@@ -192,13 +195,13 @@ def train_transfer(train: Dataset, cfg: TransferParams, weights: Path | None, se
     timings["embed_images_per_second"] = timings["embed_images"] / p.seconds
 
     started = time.perf_counter()
-    head = fit_head(p, train.y, cfg, cluster, history)
+    head = fit_head(p, train.y, cfg, cluster, history, callbacks)
     timings["head_seconds"] = time.perf_counter() - started
     if cfg.fine_tune_blocks:
         started = time.perf_counter()
         print(f"fine-tuning the top {cfg.fine_tune_blocks} blocks for {cfg.fine_tune_epochs} epochs on the cached pass",
               file=sys.stderr)
-        fine_tune(p, head, train.y, cfg, cluster, history, cfg.fine_tune_blocks)
+        fine_tune(p, head, train.y, cfg, cluster, history, cfg.fine_tune_blocks, callbacks)
         timings["fine_tune_seconds"] = time.perf_counter() - started
 
     with cluster.scope():

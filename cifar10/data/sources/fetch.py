@@ -10,9 +10,8 @@ from typing import BinaryIO, Iterable
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
-from tqdm import tqdm
-
 from cifar10.outputs import atomic_output, remove_output
+from cifar10.console import progress
 from cifar10.errors import PipelineError
 from cifar10.schema.data import parse_checksum
 
@@ -56,6 +55,7 @@ def fetch(
     retries: int = 3,
     timeout: float = 60.0,
     label: str = "",
+    offline_hint: str = "",
 ) -> str:
     """Copy or download `source` to `dest` atomically and verify it.
 
@@ -66,6 +66,7 @@ def fetch(
         retries: extra attempts after a transient failure (connection error, timeout, 5xx, 429).
         timeout: seconds to wait for a connection or for the next bytes.
         label: what the source is called in messages and on the progress bar (e.g. a params key).
+        offline_hint: what to do instead, added to the error when the source cannot be reached.
 
     Returns:
         The verified (or computed) checksum as 'algo:hex'.
@@ -82,7 +83,7 @@ def fetch(
     dest = Path(dest)
     with atomic_output(dest) as tmp:
         if is_remote(source):
-            digest = _download(source, tmp, algo, retries, timeout, label, prefix)
+            digest = _download(source, tmp, algo, retries, timeout, label, prefix, offline_hint)
         else:
             digest = _copy(local_path(source), tmp, algo, label, prefix)
         if expected and digest != expected[1]:
@@ -96,10 +97,7 @@ def fetch(
 def _write(chunks: Iterable[bytes], out: BinaryIO, algo: str, total: int | None, label: str) -> tuple[str, int]:
     hasher = hashlib.new(algo)
     size = 0
-    with tqdm(
-        total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label or "fetch",
-        file=sys.stderr, mininterval=1.0, leave=False,
-    ) as bar:
+    with progress(total, label or "fetch", unit="B", unit_scale=True, unit_divisor=1024) as bar:
         for chunk in chunks:
             out.write(chunk)
             hasher.update(chunk)
@@ -121,7 +119,8 @@ def _copy(path: Path, tmp: Path, algo: str, label: str, prefix: str) -> str:
     return digest
 
 
-def _download(url: str, tmp: Path, algo: str, retries: int, timeout: float, label: str, prefix: str) -> str:
+def _download(url: str, tmp: Path, algo: str, retries: int, timeout: float, label: str, prefix: str,
+              offline_hint: str) -> str:
     import requests
 
     attempts = retries + 1
@@ -133,6 +132,7 @@ def _download(url: str, tmp: Path, algo: str, retries: int, timeout: float, labe
                 if attempt == attempts:
                     raise PipelineError(
                         f"{prefix}GET {url} failed after {attempts} attempt{'s' * (attempts > 1)}: {exc}"
+                        + (f"; {offline_hint}" if offline_hint and ("connection failed" in str(exc) or "timeout" in str(exc)) else "")
                     ) from None
                 wait = exc.wait if exc.wait is not None else BACKOFF_SECONDS * 2 ** (attempt - 1)
                 wait = min(wait, MAX_BACKOFF_SECONDS)
