@@ -46,8 +46,10 @@ def quiet_tensorflow() -> None:
                 if line.strip() and not _BANNER.search(line):  # anything unexpected still shows
                     print(line, file=sys.stderr)
     import absl.logging
+    import tensorflow as tf
 
     absl.logging.set_verbosity(absl.logging.ERROR)
+    tf.get_logger().setLevel("ERROR")  # e.g. retracing notices: TensorFlow's business, not the user's
 
 
 def progress(total: int | None, desc: str, unit: str = "img", **options):

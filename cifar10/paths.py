@@ -35,6 +35,16 @@ def history_csv(model: str) -> Path:
     return Path("plots") / model / "history.csv"
 
 
+def per_class_report(model: str) -> Path:
+    """Every test figure of a model, written by its evaluate stage (the compare stage's input)."""
+    return Path("reports/per_class") / f"{model}.json"
+
+
+def confusion_plot(model: str, kind: str) -> Path:
+    """The model's confusion matrix: `csv` (DVC's confusion template) or `png`."""
+    return Path("plots/confusion") / f"{model}.{kind}"
+
+
 PRODUCER: dict[Path, str] = {
     RAW_TRAIN: "download",
     RAW_TEST: "download",
@@ -43,6 +53,7 @@ PRODUCER: dict[Path, str] = {
     AUGMENTED_TRAIN: "augment",
     WEIGHTS_MANIFEST: "fetch-weights",
     **{model_path(m): stage for m, stage in MODEL_STAGE.items()},
+    **{per_class_report(m): f"evaluate@{m}" for m in MODELS},
 }
 
 

@@ -82,16 +82,20 @@ def stage_module(cmd: str) -> str | None:
     return words[words.index("-m") + 1] if "-m" in words else None
 
 
-def expected_deps(dvc_file: Path = ROOT / "dvc.yaml", root: Path = ROOT) -> dict[str, list[str]]:
+def _stages(dvc_file: Path) -> dict[str, dict]:
+    """Stage name -> definition (a foreach stage's `do` block: its instances share one command module)."""
     stages = yaml.safe_load(dvc_file.read_text())["stages"]
-    return {name: as_deps(closure(stage_module(s["cmd"]), root), root) for name, s in stages.items()
+    return {name: s.get("do", s) for name, s in stages.items()}
+
+
+def expected_deps(dvc_file: Path = ROOT / "dvc.yaml", root: Path = ROOT) -> dict[str, list[str]]:
+    return {name: as_deps(closure(stage_module(s["cmd"]), root), root) for name, s in _stages(dvc_file).items()
             if stage_module(s["cmd"])}
 
 
 def declared_code_deps(dvc_file: Path = ROOT / "dvc.yaml") -> dict[str, list[str]]:
-    stages = yaml.safe_load(dvc_file.read_text())["stages"]
     return {name: sorted(str(d).rstrip("/") for d in s.get("deps", []) if str(d).split("/")[0] in PACKAGES)
-            for name, s in stages.items()}
+            for name, s in _stages(dvc_file).items()}
 
 
 def differences(dvc_file: Path = ROOT / "dvc.yaml", root: Path = ROOT) -> list[str]:
@@ -110,26 +114,25 @@ def rewrite(dvc_file: Path = ROOT / "dvc.yaml", root: Path = ROOT) -> str:
     """dvc.yaml's text with each stage's code deps replaced by its import closure, first in its deps list.
 
     Line-based, so comments and layout survive: a stage is a 2-space-indented `name:` line, its deps
-    the `- item` lines under its `deps:` line.
+    the `- item` lines under its `deps:` line (in `do:` for a foreach stage).
     """
     want = expected_deps(dvc_file, root)
     out: list[str] = []
-    stage = None
-    in_deps = False
+    stage, deps_indent = None, None
     for line in dvc_file.read_text().splitlines():
         stripped = line.strip()
         indent = len(line) - len(line.lstrip())
         if indent == 2 and stripped.endswith(":") and not stripped.startswith("#"):
-            stage, in_deps = stripped[:-1], False
-        if in_deps and stripped.startswith("- "):
+            stage, deps_indent = stripped[:-1], None
+        if deps_indent is not None and stripped.startswith("- ") and indent > deps_indent:
             if stripped[2:].split("/")[0] in PACKAGES:
                 continue  # an old code dep: replaced below
-        elif in_deps and stripped and not stripped.startswith("#"):
-            in_deps = False
+        elif deps_indent is not None and stripped and not stripped.startswith("#"):
+            deps_indent = None
         out.append(line)
-        if stage in want and indent == 4 and stripped == "deps:":
-            in_deps = True
-            out.extend(f"      - {dep}" for dep in want[stage])
+        if stage in want and stripped == "deps:":
+            deps_indent = indent
+            out.extend(f"{' ' * (indent + 2)}- {dep}" for dep in want[stage])
     return "\n".join(out) + "\n"
 
 

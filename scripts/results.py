@@ -52,9 +52,11 @@ def stage_notes(stage: str, metrics: dict[str, float], params: dict[str, str]) -
                 f"test accuracy {m['test_accuracy']:.4f}")
     if stage == "fetch-weights" and params.get("transfer.weights") == "none":
         return "transfer.weights none: wrote the manifest only"
-    if stage == "evaluate":
-        scored = sorted(k[: -len("_test_accuracy")] for k in m if k.endswith("_test_accuracy"))
-        return f"scored {', '.join(scored)}" if scored else ""
+    if stage.startswith("evaluate@") and "test_accuracy" in m:
+        return f"{m['test_support_cat'] * 10:,.0f} test images, accuracy {m['test_accuracy']:.4f}"
+    if stage == "compare":
+        scored = sorted(k[: -len("_test_macro_f1")] for k in m if k.endswith("_test_macro_f1"))
+        return f"compared {', '.join(scored)}" if scored else ""
     return ""
 
 
@@ -67,7 +69,7 @@ def results_markdown(project: Path) -> str:
     by_commit: dict[str, list[str]] = {}
     for stage, run in runs.items():
         by_commit.setdefault(run.data.tags.get("git_commit", "unknown")[:10], []).append(stage)
-    finished = time.strftime("%Y-%m-%d", time.gmtime(runs["evaluate"].info.end_time / 1000))
+    finished = time.strftime("%Y-%m-%d", time.gmtime(runs["compare"].info.end_time / 1000))
     weights = runs["transfer"].data.params.get("transfer.weights", "?")
     backbone = runs["transfer"].data.params.get("transfer.backbone", "efficientnet_b0")
     changes = changed_params(project)

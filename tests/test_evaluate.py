@@ -111,66 +111,91 @@ def placed(workdir, tiny_test):
     return preds
 
 
-def test_main_writes_outputs_and_logs_run(placed, tiny_test, mlflow_uri):
+def evaluate_all(models=MODELS) -> None:
+    from stages import compare, evaluate
+
+    for name in models:
+        evaluate.main(["--model", name])
+    compare.main()
+
+
+def _runs(uri: str, name: str):
     from mlflow.tracking import MlflowClient
 
-    from stages.evaluate import main
+    client = MlflowClient(uri)
+    return client, client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                      f"attributes.run_name = '{name}'")
 
-    main()
+
+def test_each_model_scored_once_then_compared(placed, tiny_test, mlflow_uri):
+    evaluate_all()
     for name, pred in placed.items():
-        m = json.loads(Path(f"metrics/{name}.json").read_text())
-        assert list(m) == ["accuracy", "macro_f1", "recall_cat", "recall_dog"]  # fits a terminal
-        assert m["accuracy"] == pytest.approx(accuracy_score(tiny_test.y, pred))
         full = json.loads(Path(f"reports/per_class/{name}.json").read_text())
-        assert full["macro"]["f1"] == m["macro_f1"] and full["per_class"]["dog"]["recall"] == m["recall_dog"]
+        assert full["accuracy"] == pytest.approx(accuracy_score(tiny_test.y, pred)) and full["model"] == name
         rows = Path(f"plots/confusion/{name}.csv").read_text().splitlines()
         assert rows[0] == "actual,predicted" and len(rows) == len(tiny_test.y) + 1
         assert rows[1] == f"{CLASSES[tiny_test.y[0]]},{CLASSES[pred[0]]}"
         assert Path(f"plots/confusion/{name}.png").stat().st_size > 1000
+    summary = json.loads(Path("metrics/summary.json").read_text())
+    assert list(summary) == list(placed)
+    for name, pred in placed.items():
+        m, full = summary[name], json.loads(Path(f"reports/per_class/{name}.json").read_text())
+        assert list(m) == ["acc", "f1", "cat", "dog"]  # short: DVC's tables put all twelve in one row
+        assert m["acc"] == pytest.approx(full["accuracy"], abs=1e-4) and m["f1"] == pytest.approx(full["macro"]["f1"], abs=1e-4)
+        assert m["dog"] == pytest.approx(full["per_class"]["dog"]["recall"], abs=1e-4)
     assert "## Minority classes" in Path("reports/comparison.md").read_text()
     assert Path("reports/comparison.html").read_text().startswith("<!doctype html>")
 
-    client = MlflowClient(mlflow_uri)
-    (run,) = client.search_runs(
-        [e.experiment_id for e in client.search_experiments()], "attributes.run_name = 'evaluate'"
-    )
-    assert run.info.status == "FINISHED"
-    assert run.data.metrics["augmented_test_accuracy"] == pytest.approx(accuracy_score(tiny_test.y, placed["augmented"]))
-    assert {"baseline_test_recall_cat", "transfer_test_f1_dog", "baseline_test_macro_f1"} <= set(run.data.metrics)
-    arts = {a.path for d in ("report", "confusion", "metrics") for a in client.list_artifacts(run.info.run_id, d)}
-    assert {"report/comparison.md", "report/comparison.html", "confusion/baseline.png", "metrics/transfer.json"} <= arts
+    client, (run,) = _runs(mlflow_uri, "evaluate@augmented")
+    assert run.info.status == "FINISHED" and run.data.tags["model"] == "augmented"
+    assert run.data.metrics["test_accuracy"] == pytest.approx(accuracy_score(tiny_test.y, placed["augmented"]))
+    assert {"test_recall_cat", "test_f1_dog", "test_macro_f1"} <= set(run.data.metrics)
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["data/raw/test"]
+    arts = {a.path for d in ("confusion", "metrics") for a in client.list_artifacts(run.info.run_id, d)}
+    assert {"confusion/augmented.png", "metrics/augmented.json"} <= arts
+    client, (compared,) = _runs(mlflow_uri, "compare")
+    assert {"baseline_test_macro_f1", "transfer_test_accuracy"} <= set(compared.data.metrics)
+    assert {"report/comparison.md", "report/comparison.html"} <= {a.path for a in client.list_artifacts(
+        compared.info.run_id, "report")}
 
 
 def test_subset_replaces_stale_outputs(placed, tiny_params):
-    from stages.evaluate import main
-
-    main()
+    evaluate_all()
     tiny_params["evaluate"]["models"] = ["augmented"]
     write_params(Path.cwd(), tiny_params)
-    main()
-    assert sorted(p.name for p in Path("metrics").iterdir()) == ["augmented.json"]
+    evaluate_all(["augmented"])
+    assert list(json.loads(Path("metrics/summary.json").read_text())) == ["augmented"]
     md = Path("reports/comparison.md").read_text()
     assert "augmented" in md and "baseline" not in md
 
 
 def test_missing_model_names_the_stage(placed, capsys):
-    from stages.evaluate import main
+    from stages import evaluate
 
     Path("models/transfer.keras").unlink()
     with pytest.raises(SystemExit) as exc:
-        main()
+        evaluate.main(["--model", "transfer"])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and err.startswith("error: models/transfer.keras not found") and "dvc repro transfer" in err
-    assert not Path("metrics").exists()
+    assert err == "error: models/transfer.keras not found: run `dvc repro transfer` first"
+    assert not Path("reports").exists()
+
+
+def test_compare_without_an_evaluation_names_the_stage(placed, capsys):
+    from stages import compare
+
+    with pytest.raises(SystemExit):
+        compare.main()
+    err = capsys.readouterr().err.strip()
+    assert err == "error: reports/per_class/baseline.json not found: run `dvc repro evaluate@baseline` first"
 
 
 def test_unreadable_model_is_one_line(placed, capsys):
-    from stages.evaluate import main
+    from stages import evaluate
 
     Path("models/baseline.keras").write_text("not a model")
     with pytest.raises(SystemExit):
-        main()
+        evaluate.main(["--model", "baseline"])
     err = capsys.readouterr().err.strip().splitlines()[-1]  # after MLflow's store set-up lines
     assert err == "error: models/baseline.keras: cannot load a Keras model (not a .keras zip archive)"
     assert not Path("reports").exists()
@@ -191,8 +216,6 @@ def _training_run(client, experiment_id: str, stage: str, model_file: Path | Non
 def test_test_metrics_land_on_the_run_that_saved_each_model(placed, tiny_test, tiny_params, mlflow_uri):
     from mlflow.tracking import MlflowClient
 
-    from stages.evaluate import main
-
     client = MlflowClient(mlflow_uri)
     exp = client.create_experiment(tiny_params["tracking"]["experiment"])
     trained = {name: _training_run(client, exp, stage, Path(f"models/{name}.keras"))
@@ -200,14 +223,14 @@ def test_test_metrics_land_on_the_run_that_saved_each_model(placed, tiny_test, t
     trained["transfer"] = _training_run(client, exp, "transfer", Path("models/transfer.keras"),
                                         **{"transfer.weights": "none"})
     later = _training_run(client, exp, "train-baseline", None)  # a later run that saved other bytes
-    main()
+    evaluate_all()
 
-    (ev,) = client.search_runs([exp], "attributes.run_name = 'evaluate'")
     for name, run_id in trained.items():
-        assert ev.data.tags[f"evaluated.{name}.run_id"] == run_id
+        (ev,) = client.search_runs([exp], f"attributes.run_name = 'evaluate@{name}'")
+        assert ev.data.tags["evaluated.run_id"] == run_id
         metrics = client.get_run(run_id).data.metrics
         assert metrics["test_accuracy"] == pytest.approx(accuracy_score(tiny_test.y, placed[name]))
-        assert metrics["test_recall_cat"] == ev.data.metrics[f"{name}_test_recall_cat"]
+        assert metrics["test_recall_cat"] == ev.data.metrics["test_recall_cat"]
         assert {"test_report.json", "confusion_matrix.png"} <= {a.path for a in client.list_artifacts(run_id)}
     assert "test_accuracy" not in client.get_run(later).data.metrics
     md = Path("reports/comparison.md").read_text()

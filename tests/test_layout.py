@@ -12,7 +12,8 @@ import yaml
 from scripts import code_deps
 from tests.conftest import REPO
 
-STAGE_MODULES = {"download", "imbalance_subsample", "augment", "train", "fetch_weights", "transfer", "evaluate"}
+STAGE_MODULES = {"download", "imbalance_subsample", "augment", "train", "fetch_weights", "transfer", "evaluate",
+                 "compare"}
 CODE = ("cifar10", "stages", "scripts", "benchmarks", "tests")
 
 
@@ -24,7 +25,7 @@ def test_stages_holds_one_module_per_dvc_stage_and_nothing_else():
     modules = {p.stem for p in (REPO / "stages").glob("*.py")} - {"__init__"}
     assert modules == STAGE_MODULES
     assert not [p for p in (REPO / "stages").iterdir() if p.is_dir() and p.name != "__pycache__"]
-    commands = {code_deps.stage_module(s["cmd"]) for s in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values()}
+    commands = {code_deps.stage_module(s["cmd"]) for s in code_deps._stages(REPO / "dvc.yaml").values()}
     assert commands == {f"stages.{m}" for m in STAGE_MODULES}
     for path in (REPO / "stages").glob("*.py"):
         imported = code_deps._imported_names(path, REPO)

@@ -19,13 +19,14 @@ from tests.tinydata import make_images
 
 STAGES = {
     "download", "imbalance-subsample", "augment", "train-baseline", "train-augmented",
-    "fetch-weights", "transfer", "evaluate",
+    "fetch-weights", "transfer", "evaluate@baseline", "evaluate@augmented", "evaluate@transfer", "compare",
 }
 TRAINED = ("train-baseline", "train-augmented", "transfer")
+TRAINED_MODELS = ("baseline", "augmented", "transfer")
 OUTPUTS = (
     "data/raw/train.npz", "data/raw/test.npz", "data/imbalanced/train.npz", "data/augmented/train.npz",
     "models/baseline.keras", "models/augmented.keras", "models/transfer.keras",
-    "metrics/baseline.json", "metrics/augmented.json", "metrics/transfer.json",
+    "metrics/summary.json",
     "plots/baseline/history.csv", "plots/augmented/history.csv", "plots/transfer/history.csv",
     "plots/augment/preview.png", "reports/comparison.md", "reports/per_class/baseline.json",
 )
@@ -91,10 +92,11 @@ def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipelin
             assert client.list_artifacts(r.info.run_id), f"{stage} logged no artifacts"
         transfer = by_stage["transfer"].data.tags
         assert transfer["transfer_learning"] == "true" and transfer["backbone"] == "EfficientNet-Lite0"
-        evaluate = by_stage["evaluate"]
-        for model in ("baseline", "augmented", "transfer"):
-            assert f"{model}_test_recall_cat" in evaluate.data.metrics
-        local = client.download_artifacts(evaluate.info.run_id, "", str(tmp_path / "fetched"))
+        for model in TRAINED_MODELS:
+            assert "test_recall_cat" in by_stage[f"evaluate@{model}"].data.metrics
+        compare = by_stage["compare"]
+        assert {f"{m}_test_macro_f1" for m in TRAINED_MODELS} <= set(compare.data.metrics)
+        local = client.download_artifacts(compare.info.run_id, "", str(tmp_path / "fetched"))
         assert any(p.name == "comparison.md" for p in Path(local).rglob("*"))
 
         # RESULTS.md is written from the run's own figures.
@@ -115,7 +117,7 @@ def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipelin
         assert not list(repo.glob(".train_backup/*")), "resume state is deleted after a finished training"
         lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
         readers = {stage for stage, entry in lock.items() if any("test.npz" in d["path"] for d in entry["deps"])}
-        assert readers == {"evaluate"}, "only evaluate reads the test set"
+        assert readers == {f"evaluate@{m}" for m in TRAINED_MODELS}, "only evaluate reads the test set"
 
         # A test-set-only change: the download reruns (its params changed) and writes the same training
         # file bytes, so nothing that trains reruns; only the scorer does.
@@ -123,7 +125,7 @@ def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipelin
         params["download"]["test_per_class"] = 2
         write_params(repo, params)
         test_only = run(["dvc", "repro"], repo, env)
-        assert ran(test_only) == {"download", "evaluate"}
+        assert ran(test_only) == {"download", "evaluate@baseline", "evaluate@augmented", "evaluate@transfer", "compare"}
         assert json.loads((repo / "reports/per_class/baseline.json").read_text())["test_images"] == 20
         fresh = client.get_run(by_stage["train-baseline"].info.run_id).data.metrics
         assert fresh["test_support_cat"] == 2, "evaluate rewrote the training run's test metrics"
@@ -132,13 +134,12 @@ def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipelin
         params["augment"]["rotation"] = [0, 10]
         write_params(repo, params)
         partial = run(["dvc", "repro"], repo, env)
-        assert ran(partial) == {"augment", "train-augmented", "evaluate"}
+        assert ran(partial) == {"augment", "train-augmented", "evaluate@augmented", "compare"}
 
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
     (workspace,) = metrics.values()
-    for model in ("baseline", "augmented", "transfer"):
-        assert set(workspace["data"][f"metrics/{model}.json"]["data"]) == {"accuracy", "macro_f1", "recall_cat",
-                                                                           "recall_dog"}
+    summary = workspace["data"]["metrics/summary.json"]["data"]
+    assert {model: set(v) for model, v in summary.items()} == {m: {"acc", "f1", "cat", "dog"} for m in TRAINED_MODELS}
     plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)["data"]
     images = [p for p in plots if p.endswith(".png")]
     assert sorted(images) == sorted(set(images)) and "plots/augment/preview.png" in images

@@ -46,7 +46,8 @@ def champion(workdir, tiny_params, tiny_train, mlflow_uri):
     dataset.save(dataset.IMBALANCED_TRAIN, tiny_train)
     env = {"PYTHONPATH": str(REPO)}
     run([sys.executable, "-m", "stages.train", "--variant", "baseline"], workdir, env)
-    run([sys.executable, "-m", "stages.evaluate"], workdir, env)
+    run([sys.executable, "-m", "stages.evaluate", "--model", "baseline"], workdir, env)
+    run([sys.executable, "-m", "stages.compare"], workdir, env)
     return mlflow_uri
 
 

