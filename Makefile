@@ -7,7 +7,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Quiet TensorFlow's start-up banners; keep warnings and errors.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install repro test test-fast ui dag bench results demo sweep-part2 clean
+.PHONY: install repro test test-fast ui dag bench results demo studies studies-report clean
 
 install: $(STAMP)
 
@@ -57,9 +57,13 @@ demo: install
 	  -S transfer.backbone=efficientnet_lite0 -S transfer.weights=imagenet -S transfer.image_size=96 -S transfer.epochs=10
 	dvc exp show --only-changed --drop 'Created|State|Executor' 
 
-# Queue the study's part-2 parameter studies; then `dvc queue start -j 2`.
-sweep-part2: install
-	$(BIN)/python scripts/sweep_part2.py
+# The study's experiments (part 2 and part 3) on the data params.yaml names, one at a time; a rerun
+# skips finished ones and resumes a stopped one. Then STUDIES.md from their MLflow records.
+studies: install
+	$(BIN)/python -m scripts.studies run
+
+studies-report: install
+	$(BIN)/python -m scripts.studies report
 
 clean:
 	rm -rf .pytest_cache

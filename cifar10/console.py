@@ -45,10 +45,8 @@ def quiet_tensorflow() -> None:
             for line in captured.read().decode(errors="replace").splitlines():
                 if line.strip() and not _BANNER.search(line):  # anything unexpected still shows
                     print(line, file=sys.stderr)
-    import absl.logging
     import tensorflow as tf
 
-    absl.logging.set_verbosity(absl.logging.ERROR)
     tf.get_logger().setLevel("ERROR")  # e.g. retracing notices: TensorFlow's business, not the user's
 
 

@@ -5,25 +5,10 @@ import json
 import time
 
 import pytest
-import yaml
 from mlflow.tracking import MlflowClient
 
-from scripts.sweep_part2 import experiments
-from tests.conftest import committed_params, run
+from tests.conftest import run
 from tests.test_pipeline import pipeline_repo, served_release  # noqa: F401 - fixtures
-
-
-def test_part2_sweep_covers_every_study_once(tmp_path):
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(committed_params()))
-    planned = dict(experiments([], tmp_path / "params.yaml"))
-    assert set(planned) == {
-        "part2-reference", "part2-hidden-0", "part2-hidden-2", "part2-act-sigmoid", "part2-act-tanh",
-        "part2-opt-sgd", "part2-size-6000", "part2-conv-1x7x7", "part2-conv-1x3x3",
-    }
-    assert all("imbalance.keep_fraction=1.0" in overrides for overrides in planned.values())
-    assert planned["part2-reference"] == ["imbalance.keep_fraction=1.0"]
-    assert planned["part2-conv-1x7x7"][1:] == ["train.model.convs_per_block=1", "train.model.kernel_size=7"]
-    assert planned["part2-size-6000"][1:] == ["train.train_size=6000"]
 
 
 def _queue_done(repo) -> bool:

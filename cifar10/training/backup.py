@@ -5,13 +5,15 @@ dropout layers' random-seed state, the early-stopping bookkeeping or the per-epo
 resumed run would drift from an uninterrupted one. This backup stores all of them after every epoch,
 in one file replaced atomically, so a kill at any moment leaves the previous epoch's state intact.
 The folder is keyed to everything that shapes training (params and the training data's bytes), so
-a run with other params or data never resumes from it.
+a run with other params or data never resumes from it. It lives at the project root, outside every
+DVC output, so a DVC experiment killed in its temporary workspace resumes when it is run again.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +22,14 @@ import keras
 import numpy as np
 
 from cifar10.data.sources.fetch import file_checksum
+from cifar10.paths import project_root
 from cifar10.training.history import EpochHistory
 
-BACKUP_ROOT = Path(".train_backup")  # outside every DVC out, so `dvc repro` never deletes it
 _STATE_FILE = "state.npz"
+
+
+def backup_root() -> Path:
+    return project_root() / ".train_backup"
 
 
 @dataclass
@@ -38,11 +44,15 @@ class TrainState:
     best_weights: list[np.ndarray] | None = None
 
 
-def backup_folder(name: str, key: object, data_path: Path, root: Path = BACKUP_ROOT) -> Path:
-    """The resume folder of `name` for this training key (JSON-able params) and data file; folders of
-    `name` for other keys (left by runs with other params or data) are deleted."""
+def backup_folder(name: str, key: object, data_path: Path, root: Path | None = None) -> Path:
+    """The resume folder of `name` (in a DVC experiment: of that experiment) for this training key
+    (JSON-able params) and data file; its folders for other keys (left by runs with other params or
+    data) are deleted. Parallel queue workers run different experiments, so they never share one."""
+    root = root or backup_root()
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
     digest.update(file_checksum(data_path, "sha256").encode())
+    experiment = re.sub(r"[^A-Za-z0-9_.-]", "_", os.environ.get("DVC_EXP_NAME", "")) or "workspace"
+    name = f"{name}-{experiment}"
     folder = root / f"{name}-{digest.hexdigest()[:16]}"
     for stale in root.glob(f"{name}-*"):
         if stale != folder:

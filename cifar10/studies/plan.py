@@ -1,0 +1,89 @@
+"""The experiments of the study's part 2 (five parameter studies) and part 3 (the imbalance models over
+seeds, and the setup questions the study leaves open), as DVC experiments of this pipeline.
+
+Each experiment is a name, the `-S` overrides of the defaults and the stage it reproduces (DVC builds
+what that stage needs). Part 2 trains the baseline CNN on the full balanced set, as the study did
+(`imbalance.keep_fraction=1`), and scores it; part 3 trains and scores both CNNs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PART2_COMMON = ("imbalance.keep_fraction=1.0", "evaluate.models=[baseline]")
+PART3_COMMON = ("evaluate.models=[baseline,augmented]",)
+SEEDS = (42, 43, 44)
+
+# study -> variant -> overrides. The reference variant (the study's CNN) has none and is run once.
+PART2: dict[str, dict[str, tuple[str, ...]]] = {
+    "hidden layers": {"0": ("train.model.dense_units=[]",), "1": (), "2": ("train.model.dense_units=[128,128]",)},
+    "activation": {"relu": (), "sigmoid": ("train.model.activation=sigmoid",),
+                   "tanh": ("train.model.activation=tanh",)},
+    # Keras' `optimizer="sgd"`: learning rate 0.01, no momentum.
+    "optimizer": {"adam": (), "sgd": ("train.optimizer.name=sgd", "train.optimizer.learning_rate=0.01",
+                                      "train.optimizer.momentum=0.0")},
+    "training images": {"50,000": (), "6,000": ("train.train_size=6000",)},
+    "convs per block": {"2x3x3": (), "1x3x3": ("train.model.convs_per_block=1",),
+                        "1x7x7": ("train.model.convs_per_block=1", "train.model.kernel_size=7")},
+}
+# The setup questions of part 3, each on the same seeds as the defaults.
+SETUPS: dict[str, tuple[str, ...]] = {
+    "defaults": (),
+    "no-restore": ("train.early_stopping.restore_best_weights=false",),
+    "val-accuracy": ("train.early_stopping.monitor=val_accuracy",),
+}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    part: str  # part2 | part3 | bf16
+    overrides: tuple[str, ...]
+    target: str  # the stage DVC reproduces
+    labels: dict = field(default_factory=dict, hash=False)  # study/variant or setup/seed, for the report
+
+    def command(self, extra: tuple[str, ...] = ()) -> list[str]:
+        """`dvc exp run` in a temporary copy: the workspace and params.yaml stay untouched; --force reruns
+        every stage, so each experiment has its own MLflow runs."""
+        sets = [arg for o in (*self.overrides, *extra) for arg in ("-S", o)]
+        return ["dvc", "exp", "run", "--temp", "--force", "--name", self.name, *sets, self.target]
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower().replace(",", ""))
+
+
+def experiments() -> list[Experiment]:
+    """Every experiment, in the order they run: the part-3 band first (it decides whether bfloat16 is
+    inside the float32 seed band), the bfloat16 parity runs, then part 2, then the setup questions."""
+    out = [Experiment(f"part3-defaults-seed{s}", "part3", (*PART3_COMMON, f"base.seed={s}"), "compare",
+                      {"setup": "defaults", "seed": s}) for s in SEEDS]
+    out.append(Experiment("bf16-seed42", "bf16", (*PART3_COMMON, "base.seed=42", "train.precision=mixed_bfloat16"),
+                          "compare", {"setup": "mixed_bfloat16", "seed": 42}))
+    seen: dict[tuple[str, ...], Experiment] = {}
+    for study, variants in PART2.items():
+        for variant, overrides in variants.items():
+            if overrides in seen:  # the study's CNN: one run serves every study
+                seen[overrides].labels.setdefault("also", []).append((study, variant))
+                continue
+            name = "part2-reference" if not overrides else f"part2-{_slug(study)}-{_slug(variant)}"
+            exp = Experiment(name, "part2", (*PART2_COMMON, *overrides), "evaluate@baseline",
+                             {"study": study, "variant": variant})
+            seen[overrides] = exp
+            out.append(exp)
+    for setup, overrides in SETUPS.items():
+        if overrides:
+            out += [Experiment(f"part3-{setup}-seed{s}", "part3", (*PART3_COMMON, f"base.seed={s}", *overrides),
+                               "compare", {"setup": setup, "seed": s}) for s in SEEDS]
+    return out
+
+
+def variants_of(study: str) -> list[tuple[str, Experiment]]:
+    """(variant, experiment) of a part-2 study, in the study's order."""
+    found = []
+    for exp in experiments():
+        if exp.part != "part2":
+            continue
+        pairs = [(exp.labels["study"], exp.labels["variant"]), *exp.labels.get("also", [])]
+        found += [(variant, exp) for s, variant in pairs if s == study]
+    order = list(PART2[study])
+    return sorted(found, key=lambda pair: order.index(pair[0]))

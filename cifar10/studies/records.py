@@ -1,0 +1,63 @@
+"""An experiment's MLflow records: its finished training runs, their curves and test figures.
+
+Runs of a DVC experiment carry its name (tag `dvc_exp_name`); the evaluate stage wrote each model's
+test figures onto its training run, so a training run holds everything a study table shows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MODEL_STAGES = {"baseline": "train-baseline", "augmented": "train-augmented"}
+
+
+@dataclass
+class Trained:
+    """One trained CNN of an experiment, as MLflow recorded it."""
+
+    experiment: str
+    model: str
+    run_id: str
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+    curves: dict[str, list[float]]  # val_accuracy, val_loss, accuracy, loss by epoch (1..n)
+
+    @property
+    def seed(self) -> str:
+        return self.params.get("base.seed", "?")
+
+    @property
+    def precision(self) -> str:
+        return self.params.get("train.precision", "?")
+
+    @property
+    def commit(self) -> str:
+        return self.tags.get("git_commit", "unknown")[:10]
+
+    @property
+    def cpu(self) -> str:
+        return self.tags.get("cpu", "unknown CPU")
+
+
+def finished(client: Any, experiment_id: str, name: str, stage: str) -> bool:
+    """Whether experiment `name` got as far as a FINISHED run of `stage`."""
+    return bool(client.search_runs([experiment_id], f"tags.dvc_exp_name = '{name}' and tags.stage = '{stage}' "
+                                                     "and attributes.status = 'FINISHED'", max_results=1))
+
+
+def trained_models(client: Any, experiment_id: str, name: str) -> dict[str, Trained]:
+    """model -> its latest finished training run in experiment `name` that has test figures."""
+    out = {}
+    for model, stage in MODEL_STAGES.items():
+        runs = client.search_runs([experiment_id], f"tags.dvc_exp_name = '{name}' and tags.stage = '{stage}' "
+                                                    "and attributes.status = 'FINISHED'",
+                                  order_by=["attributes.start_time DESC"])
+        run = next((r for r in runs if "test_accuracy" in r.data.metrics), None)
+        if run is None:
+            continue
+        curves = {key: [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
+                  for key in ("val_accuracy", "val_loss", "accuracy", "loss")}
+        out[model] = Trained(name, model, run.info.run_id, dict(run.data.metrics), dict(run.data.params),
+                             dict(run.data.tags), curves)
+    return out

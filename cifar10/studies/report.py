@@ -1,0 +1,193 @@
+"""STUDIES.md and its figures, from the MLflow records of the study experiments alone.
+
+Every number on the page is one a run logged; each run is named by experiment, seed, commit,
+precision and CPU. Experiments without records are listed as still to run.
+"""
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import Callable
+
+from cifar10.reporting.reference import STUDY
+from cifar10.studies.plan import PART2, SEEDS, SETUPS, experiments, variants_of
+from cifar10.studies.records import Trained
+
+FIGURES = Path("figures/studies")
+CLAIMS: dict[str, str] = {
+    "hidden layers": "more hidden layers give higher accuracy",
+    "activation": "relu is best; sigmoid suffers (vanishing gradients)",
+    "optimizer": "adam is above sgd at every epoch",
+    "training images": "with 6,000 images the model overfits from about epoch 14 and early stopping ends the run",
+    "convs per block": "two 3x3 convs per block beat one 3x3 and one 7x7 (deeper beats wider)",
+}
+
+
+def _best(run: Trained) -> float:
+    return max(run.curves["val_accuracy"]) if run.curves["val_accuracy"] else float("nan")
+
+
+def _verdicts() -> dict[str, Callable[[dict[str, Trained]], tuple[bool, str]]]:
+    def acc(r: Trained) -> float:
+        return r.metrics["test_accuracy"]
+
+    def hidden(v):
+        a = [acc(v[k]) for k in ("0", "1", "2")]
+        return a[0] < a[1] < a[2], "test accuracy " + " < ".join(f"{x:.4f}" for x in a) + " (0, 1, 2 layers)"
+
+    def activation(v):
+        ranked = sorted(v, key=lambda k: acc(v[k]), reverse=True)
+        return ranked[0] == "relu" and ranked[-1] == "sigmoid", "ranking by test accuracy: " + ", ".join(
+            f"{k} {acc(v[k]):.4f}" for k in ranked)
+
+    def optimizer(v):
+        a, s = v["adam"].curves["val_accuracy"], v["sgd"].curves["val_accuracy"]
+        n = min(len(a), len(s))
+        below = [e + 1 for e in range(n) if a[e] <= s[e]]
+        return not below, (f"val_accuracy of adam above sgd at all {n} common epochs" if not below
+                           else f"adam not above sgd at epoch(s) {below[:10]} of {n}")
+
+    def size(v):
+        r = v["6,000"]
+        stopped = r.metrics["epochs_run"] < float(r.params.get("train.epochs", "50"))
+        best = int(r.metrics["best_epoch"])
+        return stopped and 9 <= best <= 19, (f"6,000 images: best epoch {best} (lowest val_loss), "
+                                            f"{int(r.metrics['epochs_run'])} epochs run"
+                                            f"{', stopped early' if stopped else ', no early stop'}")
+
+    def convs(v):
+        return acc(v["2x3x3"]) > max(acc(v["1x3x3"]), acc(v["1x7x7"])), ", ".join(
+            f"{k} {acc(v[k]):.4f}" for k in ("2x3x3", "1x3x3", "1x7x7"))
+
+    return {"hidden layers": hidden, "activation": activation, "optimizer": optimizer, "training images": size,
+            "convs per block": convs}
+
+
+def study_figure(study: str, runs: dict[str, Trained], path: Path) -> None:
+    """val_accuracy and val_loss per epoch of a study's variants, overlaid."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.2))
+    axes = fig.subplots(1, 2)
+    for variant, run in runs.items():
+        for ax, key in zip(axes, ("val_accuracy", "val_loss")):
+            ax.plot(range(1, len(run.curves[key]) + 1), run.curves[key], marker=".", label=variant)
+    for ax, key in zip(axes, ("val_accuracy", "val_loss")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    axes[0].legend(title=study, fontsize=8)
+    fig.suptitle(f"Part 2: {study}", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=72)
+
+
+def _row(label: str, r: Trained) -> str:
+    m = r.metrics
+    return (f"| {label} | `{r.experiment}` | {r.seed} | `{r.commit}` | {r.precision} | {int(m['epochs_run'])} | "
+            f"{int(m['best_epoch'])} | {_best(r):.4f} | {m['test_accuracy']:.4f} | {m['train_images_per_s']:.0f} |")
+
+
+def part2_section(records: dict[str, dict[str, Trained]], figures: Path) -> list[str]:
+    out = ["## Part 2: five parameter studies (the study's CNN on all 50,000 training images)", ""]
+    head = ["| variant | experiment | seed | commit | precision | epochs run | best epoch | best val accuracy | "
+            "test accuracy | images/s |", "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    verdicts = _verdicts()
+    for study in PART2:
+        pairs = variants_of(study)
+        runs = {v: records[e.name]["baseline"] for v, e in pairs if "baseline" in records.get(e.name, {})}
+        out += [f"### {study}", ""]
+        if runs:
+            path = figures / f"{study.replace(' ', '-')}.png"
+            study_figure(study, runs, path)
+            out += [f"![{study}]({path.as_posix()})", "", *head, *(_row(v, r) for v, r in runs.items()), ""]
+        missing = [e.name for v, e in pairs if v not in runs]
+        claim = f"The study: *{CLAIMS[study]}*."
+        if missing:
+            out += [f"{claim} **Not yet checked**: still to run: {', '.join(f'`{m}`' for m in missing)}.", ""]
+        else:
+            holds, evidence = verdicts[study](runs)
+            out += [f"{claim} **{'Holds' if holds else 'Does not hold'}** here: {evidence}.", ""]
+    return out
+
+
+def _band(values: list[float]) -> str:
+    return f"{statistics.mean(values):.3f} ({min(values):.3f}–{max(values):.3f})" if values else "–"
+
+
+_FIGURES = (("accuracy", "test_accuracy", lambda s: s["accuracy"]),
+            ("macro F1", "test_macro_f1", lambda s: s["macro"]["f1"]),
+            ("cat recall", "test_recall_cat", lambda s: s["per_class"]["cat"]["recall"]),
+            ("dog recall", "test_recall_dog", lambda s: s["per_class"]["dog"]["recall"]))
+
+
+def part3_section(records: dict[str, dict[str, Trained]]) -> list[str]:
+    out = ["## Part 3: the imbalance models over seeds", "",
+           "Mean and (min–max) over the seeds that have finished, beside the study's published figure. Each "
+           "setup runs on the same seeds; the runs are listed below with their CPU.", ""]
+    setups = {setup: [records.get(f"part3-{setup}-seed{s}", {}) for s in SEEDS] for setup in SETUPS}
+    setups["mixed_bfloat16"] = [records.get("bf16-seed42", {})]
+    for model in ("baseline", "augmented"):
+        header = ["figure", "study", *(f"{k} (n)" for k in setups)]
+        out += [f"### {model}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        for label, key, study in _FIGURES:
+            cells = []
+            for runs in setups.values():
+                values = [r[model].metrics[key] for r in runs if model in r]
+                cells.append(f"{_band(values)} ({len(values)})")
+            out.append(f"| {label} | {study(STUDY[model]):.2f} | " + " | ".join(cells) + " |")
+        out.append("")
+    out += gap_lines(setups)
+    out += ["### Runs", "", "| experiment | model | seed | precision | commit | CPU | epochs (best) | test accuracy | images/s |",
+            "| --- | --- | ---: | --- | --- | --- | ---: | ---: | ---: |"]
+    for name, models in records.items():
+        if name.startswith(("part3-", "bf16-")):
+            for model, r in models.items():
+                out.append(f"| `{name}` | {model} | {r.seed} | {r.precision} | `{r.commit}` | {r.cpu} | "
+                           f"{int(r.metrics['epochs_run'])} ({int(r.metrics['best_epoch'])}) | "
+                           f"{r.metrics['test_accuracy']:.4f} | {r.metrics['train_images_per_s']:.0f} |")
+    return out + [""]
+
+
+def gap_lines(setups: dict[str, list[dict[str, Trained]]]) -> list[str]:
+    """The gap to the study and what each setup and bfloat16 change, computed from the runs."""
+    out = ["### The gap, and what moves it", ""]
+    base = setups["defaults"]
+    for model in ("baseline", "augmented"):
+        ours = {label: [r[model].metrics[key] for r in base if model in r] for label, key, _ in _FIGURES}
+        if not ours["accuracy"]:
+            continue
+        parts = []
+        for label, key, study in _FIGURES:
+            values, ref = ours[label], study(STUDY[model])
+            inside = "inside" if min(values) <= ref <= max(values) else "outside"
+            parts.append(f"{label} {ref - statistics.mean(values):+.3f} (study {inside} our band)")
+        out.append(f"- **{model}**, study minus our mean over {len(ours['accuracy'])} seed(s): " + "; ".join(parts) + ".")
+        for setup, runs in setups.items():
+            values = [r[model].metrics["test_accuracy"] for r in runs if model in r]
+            if setup == "defaults" or not values:
+                continue
+            shift = statistics.mean(values) - statistics.mean(ours["accuracy"])
+            line = f"  - {setup}: accuracy {shift:+.3f} against the defaults ({len(values)} run(s))"
+            if setup == "mixed_bfloat16":
+                fast = [r[model].metrics["train_images_per_s"] for r in runs if model in r]
+                slow = [r[model].metrics["train_images_per_s"] for r in base if model in r]
+                inside = all(min(ours[label]) <= statistics.mean([r[model].metrics[key] for r in runs if model in r])
+                             <= max(ours[label]) for label, key, _ in _FIGURES)
+                line += (f"; {'inside' if inside else 'outside'} the float32 seed band on all four figures; "
+                         f"{statistics.mean(fast) / statistics.mean(slow):.2f}x the float32 images/s")
+            out.append(line)
+    return out + [""]
+
+
+def studies_markdown(records: dict[str, dict[str, Trained]], command: str, figures: Path = FIGURES) -> str:
+    """The whole page. `records`: experiment name -> model -> its finished, evaluated training run."""
+    planned = experiments()
+    todo = [e.name for e in planned if not records.get(e.name)]
+    out = ["# The study's experiments on the real data", "",
+           f"Written by `{command}` from the MLflow records of the experiments alone (every figure below is one a "
+           f"run logged). {len(planned) - len(todo)} of {len(planned)} planned experiments have finished.", ""]
+    if todo:
+        out += ["**Still to run** (`python -m scripts.studies run` resumes): " + ", ".join(f"`{t}`" for t in todo), ""]
+    return "\n".join(out + part2_section(records, figures) + part3_section(records))

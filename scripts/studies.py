@@ -1,0 +1,83 @@
+"""The study's experiments on the real data: run (or resume) them, then write STUDIES.md from MLflow.
+
+    python -m scripts.studies run [--only part2|part3|bf16] [-S key=value ...] [--dry-run]
+    python -m scripts.studies report [--output STUDIES.md]
+
+`run` runs the planned DVC experiments (cifar10.studies.plan) one at a time, each in a temporary copy
+of the repository (`dvc exp run --temp`: the workspace and params.yaml stay untouched), all logging to
+the project's MLflow store. It skips experiments that finished and resumes one that was stopped (its
+training resumes from the last completed epoch). `report` writes STUDIES.md and figures/studies/*.png
+from the runs' own records. Run it in a project whose download source is set (the real data).
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cifar10.schema import load_params
+from cifar10.studies.plan import experiments
+from cifar10.tracking.store import tracking_uri
+
+
+def _store():
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri())
+    found = client.get_experiment_by_name(load_params().tracking.experiment)
+    return client, (found.experiment_id if found else None)
+
+
+def run(only: str | None, extra: list[str], dry_run: bool) -> int:
+    from cifar10.studies.records import finished
+
+    client, experiment_id = _store()
+    planned = [e for e in experiments() if only in (None, e.part)]
+    for i, exp in enumerate(planned, 1):
+        if experiment_id and finished(client, experiment_id, exp.name, exp.target):
+            print(f"[{i}/{len(planned)}] {exp.name}: finished earlier, skipped", flush=True)
+            continue
+        cmd = exp.command(tuple(extra))
+        print(f"[{i}/{len(planned)}] {exp.name}: {' '.join(cmd)}", flush=True)
+        if dry_run:
+            continue
+        started = time.perf_counter()
+        proc = subprocess.run(cmd)
+        if proc.returncode != 0:
+            print(f"error: experiment {exp.name} failed (exit {proc.returncode}); rerun to resume it", file=sys.stderr)
+            return proc.returncode
+        print(f"[{i}/{len(planned)}] {exp.name}: done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+        client, experiment_id = _store()
+    return 0
+
+
+def report(output: Path) -> int:
+    from cifar10.studies.records import trained_models
+    from cifar10.studies.report import studies_markdown
+
+    client, experiment_id = _store()
+    records = {e.name: trained_models(client, experiment_id, e.name) for e in experiments()} if experiment_id else {}
+    output.write_text(studies_markdown(records, "python -m scripts.studies report"))
+    print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    go = sub.add_parser("run", help="run or resume the experiments, one at a time")
+    go.add_argument("--only", choices=["part2", "part3", "bf16"], help="only this part")
+    go.add_argument("-S", "--set-param", action="append", default=[], help="extra override for every experiment")
+    go.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    page = sub.add_parser("report", help="write STUDIES.md and its figures from MLflow")
+    page.add_argument("--output", type=Path, default=Path("STUDIES.md"))
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run(args.only, args.set_param, args.dry_run)
+    return report(args.output)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

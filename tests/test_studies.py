@@ -1,0 +1,82 @@
+"""The studies: the plan covers the study's experiments once each; the runner runs, skips and reports
+real (tiny) DVC experiments; the page is computed from MLflow records and nothing else."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+from cifar10.studies.plan import PART2, experiments, variants_of
+from cifar10.studies.records import trained_models
+from cifar10.studies.report import studies_markdown
+from tests.conftest import REPO, run
+from tests.test_pipeline import pipeline_repo, served_release  # noqa: F401 - fixtures
+
+
+def test_plan_covers_every_study_once_on_the_balanced_set():
+    planned = {e.name: e for e in experiments()}
+    assert len(planned) == len(experiments())  # unique names
+    for study, variants in PART2.items():
+        assert [v for v, _ in variants_of(study)] == list(variants)
+    part2 = [e for e in planned.values() if e.part == "part2"]
+    assert len(part2) == 9 and all("imbalance.keep_fraction=1.0" in e.overrides for e in part2)
+    assert planned["part2-reference"].overrides == ("imbalance.keep_fraction=1.0", "evaluate.models=[baseline]")
+    assert planned["part2-convs-per-block-1x7x7"].overrides[2:] == ("train.model.convs_per_block=1",
+                                                                    "train.model.kernel_size=7")
+    seeds = {e.labels["seed"] for e in planned.values() if e.part == "part3"}
+    assert seeds == {42, 43, 44}
+    assert planned["part3-defaults-seed43"].command()[:6] == ["dvc", "exp", "run", "--temp", "--force", "--name"]
+
+
+def _training_run(client, exp_id, name, model, accuracy, curve, seed=42, epochs=None, best=None):
+    stage = {"baseline": "train-baseline", "augmented": "train-augmented"}[model]
+    run_ = client.create_run(exp_id, run_name=stage, tags={"stage": stage, "dvc_exp_name": name, "git_commit": "abc1234def",
+                                                           "cpu": "Test CPU"})
+    rid = run_.info.run_id
+    for key, value in {"base.seed": seed, "train.precision": "float32", "train.epochs": 50}.items():
+        client.log_param(rid, key, str(value))
+    history = [Metric("val_accuracy", v, 0, e + 1) for e, v in enumerate(curve)]
+    history += [Metric("val_loss", 1 - v, 0, e + 1) for e, v in enumerate(curve)]
+    summary = {"test_accuracy": accuracy, "test_macro_f1": accuracy - 0.01, "test_recall_cat": 0.3, "test_recall_dog": 0.4,
+               "epochs_run": epochs or len(curve), "best_epoch": best or len(curve), "train_images_per_s": 500.0}
+    client.log_batch(rid, metrics=history + [Metric(k, v, 0, 0) for k, v in summary.items()])
+    client.set_terminated(rid, "FINISHED")
+
+
+def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("cifar10-imbalance")
+    _training_run(client, exp, "part2-reference", "baseline", 0.80, [0.5, 0.7, 0.8])
+    _training_run(client, exp, "part2-activation-sigmoid", "baseline", 0.60, [0.3, 0.5, 0.6])
+    _training_run(client, exp, "part2-activation-tanh", "baseline", 0.75, [0.4, 0.6, 0.75])
+    for seed, acc in ((42, 0.72), (43, 0.74)):
+        _training_run(client, exp, f"part3-defaults-seed{seed}", "baseline", acc, [0.6, 0.7], seed=seed)
+    records = {e.name: trained_models(client, exp, e.name) for e in experiments()}
+    monkeypatch.chdir(tmp_path)
+    page = studies_markdown(records, "test", tmp_path / "figures")
+
+    assert "5 of 19 planned experiments have finished" in page
+    activation = page.split("### activation")[1].split("###")[0]
+    assert "**Holds** here: ranking by test accuracy: relu 0.8000, tanh 0.7500, sigmoid 0.6000" in activation
+    assert "| sigmoid | `part2-activation-sigmoid` | 42 | `abc1234def` | float32 | 3 | 3 | 0.6000 | 0.6000 | 500 |" in activation
+    assert (tmp_path / "figures" / "activation.png").stat().st_size > 5000
+    assert "**Not yet checked**" in page.split("### optimizer")[1].split("###")[0]
+    baseline = page.split("### baseline")[1].split("###")[0]
+    assert "| accuracy | 0.78 | 0.730 (0.720–0.740) (2) |" in baseline  # mean (min–max) (n) beside the study
+    assert "accuracy +0.050 (study outside our band)" in page
+    assert "`part3-defaults-seed44`" in page.split("**Still to run**")[1].split("\n")[0]
+
+
+@pytest.mark.slow
+def test_runner_runs_then_skips_and_the_report_names_the_run(pipeline_repo, monkeypatch):
+    repo = pipeline_repo
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the project's own store, as users run it
+    first = run([sys.executable, "-m", "scripts.studies", "run", "--only", "bf16"], repo, {"PYTHONPATH": str(repo)})
+    assert "bf16-seed42: done" in first.stdout
+    again = run([sys.executable, "-m", "scripts.studies", "run", "--only", "bf16"], repo, {"PYTHONPATH": str(repo)})
+    assert "bf16-seed42: finished earlier, skipped" in again.stdout
+    run([sys.executable, "-m", "scripts.studies", "report"], repo, {"PYTHONPATH": str(repo)})
+    page = (repo / "STUDIES.md").read_text()
+    assert "| `bf16-seed42` | baseline | 42 | mixed_bfloat16 |" in page
