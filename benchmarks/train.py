@@ -1,11 +1,16 @@
-"""Benchmark of the CNN training stage: pipeline overhead, bfloat16 speed-up and accuracy, peak memory.
+"""Benchmark of the CNN training stages: the speed of a step against the machine's own limit, before
+and after this project's speed work, side by side; accuracy unchanged; peak memory.
 
-`python -m benchmarks.train` prints a Markdown section. Measures, side by side in one run:
-1. throughput of the stage's input path (uint8 arrays -> per-epoch stateless shuffle -> gather per
-   batch -> prefetch) against a bare `model.fit(x_uint8, y)` on the same arrays, same model, batch 64;
-2. float32 against mixed_bfloat16 on the stage path, and test accuracy after a short training of each on
-   real CIFAR-10 images (../shared/data/cifar10-jpeg.tar.gz, if present) with the stage's `train()`;
-3. peak RSS of `train()` on a full-size 50,000-image uint8 set, for a few steps (separate process).
+`python -m benchmarks.train` prints a Markdown section:
+1. the local limit: TensorFlow's matmul peak (float32 and bfloat16) and the CNN's FLOPs per training
+   image, hence images/s at 100% of the float32 peak;
+2. throughput, interleaved repeats in one process, each epoch 40 steps of batch 64 timed from fit()
+   to the end of its tf.data iterator (what a stage epoch pays): *before* = the stock Keras batch norm
+   and an autotuned input pipeline (the stage path before this work), *after* = the fused batch-norm
+   kernel and autotuning off (the stage path now), each in float32 and mixed_bfloat16;
+3. the stage's `train()` before and after on 5,000 real training images (../shared/data, if present)
+   for 3 epochs: the loss curves and test accuracy side by side;
+4. peak RSS of `train()` on a full-size 50,000-image set (separate process).
 """
 from __future__ import annotations
 
@@ -16,80 +21,117 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from cifar10.data.dataset import Dataset  # noqa: E402
-from cifar10.schema.train import ModelParams, TrainParams  # noqa: E402
-from benchmarks.realdata import ARCHIVE, read_real  # noqa: E402
+from benchmarks.realdata import ARCHIVE, read_real
+from cifar10.schema.train import ModelParams, TrainParams
 
 BATCH = 64
 STEPS = 40
 REPEATS = 9
 
 
-def _images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64)
 
 
-def _compiled(policy: str):
+def epoch_runner(model, x, y, steps: int, autotune: bool):
+    """A callable running one epoch through the stage's input path and returning its seconds, from
+    fit() to the end of the epoch's tf.data iterator. `autotune=True` is the input path before this
+    work (prefetch with tf.data's autotuning, whose iterator teardown waits for the autotune thread)."""
+    import tensorflow as tf
+
+    from cifar10.training.inputs import train_batches
+
+    def before():  # the stage's input path before this work, verbatim: autotuned prefetch
+        x_t, y_t, rows = tf.constant(x), tf.constant(y), tf.range(len(y), dtype=tf.int64)
+        order = tf.random.experimental.stateless_shuffle(rows, seed=tf.constant([0, 0], tf.int64))
+        return (tf.data.Dataset.from_tensor_slices(order).batch(BATCH)
+                .map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx))).prefetch(tf.data.AUTOTUNE))
+
+    def data():
+        return before() if autotune else train_batches(x, y, BATCH, 0, 0, 1)
+
+    def run() -> float:
+        started = time.perf_counter()
+        model.fit(data(), epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+        return time.perf_counter() - started
+
+    return run
+
+
+def _compiled(policy: str, fused: bool):
     import keras
 
     from cifar10.models.cnn import build_cnn
+    from cifar10.training.runtime import precision
 
-    keras.mixed_precision.set_global_policy(policy)
-    model = build_cnn(ModelParams())
-    keras.mixed_precision.set_global_policy("float32")
+    with precision(policy):
+        model = build_cnn(ModelParams(), fused_batch_norm=fused)
     model.compile(optimizer=keras.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], jit_compile=False)
     return model
 
 
-def _time(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
+def local_limit(n: int = 2048, repeats: int = 15) -> dict:
+    """Median GFLOP/s of a matmul, float32 and bfloat16, and the CNN's FLOPs per training image."""
+    import keras
+    import tensorflow as tf
+
+    from cifar10.models.cnn import build_cnn
+
+    peaks = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        a = tf.cast(tf.random.normal((n, n)), dtype)
+
+        @tf.function
+        def matmul():
+            return tf.reduce_sum(tf.cast(tf.linalg.matmul(a, a)[:1, :1], tf.float32))
+
+        matmul()
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            matmul().numpy()
+            times.append(time.perf_counter() - started)
+        peaks[dtype.name] = 2 * n**3 / float(np.median(times)) / 1e9
+    forward = {}
+    for layer in build_cnn(ModelParams()).layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            _, h, w, cout = layer.output.shape
+            kh, kw, cin, _ = layer.kernel.shape
+            forward[layer.name] = 2 * h * w * cout * kh * kw * cin
+        elif isinstance(layer, keras.layers.Dense):
+            forward[layer.name] = 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
+    first = next(iter(forward))
+    # Backward: gradients of weights and of inputs, each as costly as the forward pass, except the first
+    # conv's input gradient (its input is the image).
+    flops = 3 * sum(forward.values()) - forward[first]
+    return {"peak": peaks, "gflop_per_image": flops / 1e9}
 
 
 def throughput() -> dict:
-    """Images/s of the stage path and bare fit (float32), and of the stage path with bfloat16."""
-    from cifar10.training.inputs import train_batches
-
-    x, y = _images(5000)
-    x, y = x[: STEPS * BATCH], y[: STEPS * BATCH]  # one epoch = STEPS steps
-    fp32, bf16 = _compiled("float32"), _compiled("mixed_bfloat16")
-
-    def stage(model):
-        return lambda: model.fit(train_batches(x, y, BATCH, 0, 0, 1), epochs=1, steps_per_epoch=STEPS,
-                                 shuffle=False, verbose=0)
-
-    def bare():
-        fp32.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
-
-    runs = {"stage": stage(fp32), "bare": bare, "stage_bf16": stage(bf16)}
-    for fn in runs.values():
-        fn()  # trace the train function once
+    x, y = images(STEPS * BATCH)
+    variants = {"before, float32": ("float32", False, True), "after, float32": ("float32", True, False),
+                "before, mixed_bfloat16": ("mixed_bfloat16", False, True), "after, mixed_bfloat16": ("mixed_bfloat16", True, False)}
+    runs = {name: epoch_runner(_compiled(policy, fused), x, y, STEPS, autotune)
+            for name, (policy, fused, autotune) in variants.items()}
+    for run in runs.values():
+        run()  # trace
     times: dict[str, list[float]] = {k: [] for k in runs}
     names = list(runs)
     for i in range(REPEATS):
-        # Interleaved, in alternating order, so drifting load (this machine's speed swings up to 2x
-        # between seconds) hits every path alike; ratios are taken within each repeat.
+        # Interleaved in alternating order, so drifting load on a shared machine hits every path alike.
         for name in names if i % 2 == 0 else names[::-1]:
-            times[name].append(_time(runs[name]))
-    speed = {k: STEPS * BATCH / float(np.median(v)) for k, v in times.items()}
-    speed["ratio_stage_bare"] = float(np.median(np.array(times["bare"]) / np.array(times["stage"])))
-    speed["ratio_bf16_fp32"] = float(np.median(np.array(times["stage"]) / np.array(times["stage_bf16"])))
-    # The input pipeline alone (no model): how far ahead of training it can run behind prefetch.
-    alone = [_time(lambda: [None for _ in train_batches(x, y, BATCH, 0, 0, 1)]) for _ in range(REPEATS)]
-    speed["pipeline_alone"] = STEPS * BATCH / float(np.median(alone))
-    speed.update({f"{k}_best": STEPS * BATCH / min(v) for k, v in times.items()})
-    return speed
+            times[name].append(runs[name]())
+    base = np.array(times["before, float32"])
+    return {name: {"images_per_s": STEPS * BATCH / float(np.median(t)),
+                   "ratio": float(np.median(base / np.array(t)))} for name, t in times.items()}
 
 
 def accuracy(epochs: int = 3) -> dict | None:
-    """Test accuracy of `train()` in float32 and mixed_bfloat16 on a real CIFAR-10 subset."""
+    """The stage's train() before and after (batch-norm kernel) on a real subset: curves and test accuracy."""
     from cifar10.reporting.scoring import predict_proba
     from cifar10.training.fit import train
 
@@ -98,23 +140,22 @@ def accuracy(epochs: int = 3) -> dict | None:
         return None
     train_ds, test_ds = real
     out = {}
-    for policy in ("float32", "mixed_bfloat16"):
+    for label, fused in (("before", False), ("after", True)):
         # A short run: momentum 0.9 lets batch norm's moving averages settle within it (see params.yaml).
-        cfg = TrainParams(epochs=epochs, precision=policy, model=ModelParams(batch_norm_momentum=0.9))
-        result = train(train_ds, cfg, seed=42)
-        model, history, info = result.model, result.history, result.info
-        acc = float(np.mean(predict_proba(model, test_ds.x, 256).argmax(axis=1) == test_ds.y))
-        last = history[-1]
-        out[policy] = {"loss": last["loss"], "accuracy": last["accuracy"], "val_loss": last["val_loss"],
-                       "test_accuracy": acc, "seconds": info["train_seconds"]}
+        cfg = TrainParams(epochs=epochs, model=ModelParams(batch_norm_momentum=0.9))
+        result = train(train_ds, cfg, seed=42, fused_batch_norm=fused)
+        acc = float(np.mean(predict_proba(result.model, test_ds.x, 256).argmax(axis=1) == test_ds.y))
+        out[label] = {"curve": [(r["loss"], r["val_loss"]) for r in result.history], "test_accuracy": acc,
+                      "seconds": result.info["train_seconds"]}
     out["sizes"] = (len(train_ds), len(test_ds), epochs)
     return out
 
 
 def peak_rss_child() -> None:
-    """In a fresh process: train() on 50,000 uint8 images for a few steps; print peak RSS in MiB."""
+    """In a fresh process: train() on 50,000 uint8 images for 20 steps and its validation; print peak RSS in MiB."""
     import keras
 
+    from cifar10.data.dataset import Dataset
     from cifar10.training.fit import train
 
     class StopAfter(keras.callbacks.Callback):
@@ -122,7 +163,7 @@ def peak_rss_child() -> None:
             if batch >= 19:
                 self.model.stop_training = True
 
-    x, y = _images(50_000, seed=1)
+    x, y = images(50_000, seed=1)
     train(Dataset(x, y), TrainParams(epochs=1), seed=0, callbacks=[StopAfter()])
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
@@ -138,47 +179,47 @@ def main() -> None:
     if "--rss-child" in sys.argv:
         peak_rss_child()
         return
+    from cifar10.console import quiet_tensorflow
+    from cifar10.tracking.provenance import cpu_model
+
+    quiet_tensorflow()
     rss = peak_rss()
+    limit = local_limit()
     speed = throughput()
     acc = accuracy()
+    f32_limit = limit["peak"]["float32"] / limit["gflop_per_image"]
+    bf16_limit = limit["peak"]["bfloat16"] / limit["gflop_per_image"]
     lines = [
-        "## Training stage (train-baseline / train-augmented)",
-        "",
-        f"Command: `.venv/bin/python -m benchmarks.train` on {os.cpu_count()} cores. The study's CNN "
-        f"(552,874 parameters), batch {BATCH}, medians of {REPEATS} interleaved repeats of {STEPS} steps on "
-        "generated uint8 images.",
-        "",
-        "| path | images/s | ratio |",
-        "| --- | --- | --- |",
-        f"| bare `model.fit(x_uint8, y)` float32 | {speed['bare']:.0f} | 1.00 |",
-        f"| stage input pipeline, float32 | {speed['stage']:.0f} | {speed['ratio_stage_bare']:.2f} "
-        "(target >= 0.95) |",
-        f"| stage input pipeline, mixed_bfloat16 | {speed['stage_bf16']:.0f} | "
-        f"{speed['ratio_bf16_fp32']:.2f} x float32 |",
-        "",
-        "Ratios are medians of the per-repeat ratios (the paths run back to back within each repeat).",
-        "",
-        f"The stage's input pipeline alone (no model) delivers {speed['pipeline_alone']:.0f} images/s, "
-        f"{speed['pipeline_alone'] / speed['stage']:.0f}x what training consumes, so prefetch hides it.",
-        "",
-        f"Best-of-{REPEATS} ratios (less sensitive to other load on the machine): stage/bare "
-        f"{speed['stage_best'] / speed['bare_best']:.2f}, bfloat16/float32 "
-        f"{speed['stage_bf16_best'] / speed['stage_best']:.2f}.",
-        "",
-        f"Peak RSS of `train()` on 50,000 uint8 images (20 steps + validation, fresh process): "
-        f"**{rss:.0f} MiB** (target <= 3072 MiB).",
+        "## Training speed (train-baseline / train-augmented)", "",
+        f"Command: `.venv/bin/python -m benchmarks.train` on {os.cpu_count()} cores ({cpu_model()}).", "",
+        f"Local limit: TensorFlow matmul 2048x2048, median of 15: **{limit['peak']['float32']:.0f} GFLOP/s float32**, "
+        f"{limit['peak']['bfloat16']:.0f} GFLOP/s bfloat16. The study's CNN costs {limit['gflop_per_image']:.4f} GFLOP "
+        f"per training image (forward and backward), so the limits are {f32_limit:.0f} images/s in float32 and "
+        f"{bf16_limit:.0f} in bfloat16.", "",
+        f"Speed: epochs of {STEPS} steps of batch {BATCH} (generated images), medians of {REPEATS} interleaved repeats; "
+        "each epoch timed from fit() to the end of its input iterator, as a stage epoch pays it. Ratios are "
+        "medians of the per-repeat ratios to *before, float32*, measured side by side in this run.", "",
+        "| stage path | images/s | x before, float32 | share of the float32 limit |",
+        "| --- | ---: | ---: | ---: |",
     ]
+    for name, s in speed.items():
+        lines.append(f"| {name} | {s['images_per_s']:.0f} | {s['ratio']:.2f} | {100 * s['images_per_s'] / f32_limit:.0f}% |")
+    lines += ["", "*Before*: the stock Keras batch norm and tf.data autotuning (the train stages before this work); "
+              "*after*: TensorFlow's fused batch-norm kernel and a fixed prefetch (the train stages now): the same "
+              "model, batch, optimizer and parameter count."]
     if acc:
         n_train, n_test, epochs = acc.pop("sizes")
-        lines += ["", f"Short training with `train()`: {epochs} epochs on {n_train} real CIFAR-10 training images "
-                      f"(10% validation, batch-norm momentum 0.9 for so short a run), tested on {n_test} test "
-                      "images.", "",
-                  "| precision | train loss | train accuracy | val_loss | test accuracy | training s |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {k} | {v['loss']:.3f} | {v['accuracy']:.3f} | {v['val_loss']:.3f} | {v['test_accuracy']:.3f} "
-                  f"| {v['seconds']:.0f} |" for k, v in acc.items()]
+        lines += ["", f"No accuracy lost: the stage's `train()` for {epochs} epochs on {n_train:,} real training images "
+                      f"(10% validation, batch-norm momentum 0.9 for so short a run), tested on {n_test:,} images.", "",
+                  "| path | train loss per epoch | val_loss per epoch | test accuracy | training s |",
+                  "| --- | --- | --- | ---: | ---: |"]
+        for label, v in acc.items():
+            lines.append(f"| {label} | {', '.join(f'{l:.3f}' for l, _ in v['curve'])} | "
+                         f"{', '.join(f'{vl:.3f}' for _, vl in v['curve'])} | {v['test_accuracy']:.3f} | {v['seconds']:.0f} |")
     else:
         lines += ["", f"(Accuracy comparison skipped: {ARCHIVE} not found.)"]
+    lines += ["", f"Peak RSS of `train()` on 50,000 uint8 images (20 steps and the validation pass, fresh process): "
+                  f"**{rss:.0f} MiB** (target <= 3072 MiB)."]
     print("\n".join(lines))
 
 

@@ -12,6 +12,8 @@ from the runs' own records. Run it in a project whose download source is set (th
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import subprocess
 import sys
 import time
@@ -44,7 +46,8 @@ def run(only: str | None, extra: list[str], dry_run: bool) -> int:
         if dry_run:
             continue
         started = time.perf_counter()
-        proc = subprocess.run(cmd)
+        env = {**os.environ, "PIPELINE_RUN_TAGS": json.dumps(exp.tags())}
+        proc = subprocess.run(cmd, env=env)
         if proc.returncode != 0:
             print(f"error: experiment {exp.name} failed (exit {proc.returncode}); rerun to resume it", file=sys.stderr)
             return proc.returncode

@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     require(train_path)
 
     from cifar10.console import batch_progress, quiet_tensorflow
+    from cifar10.models.fused_bn import to_stock
     from cifar10.tracking.datasets import dataset_input
     from cifar10.tracking.links import MODEL_DIGEST_TAG, model_digest
     from cifar10.tracking.registry import register
@@ -69,8 +70,9 @@ def main(argv: list[str] | None = None) -> None:
         if not cluster.is_chief:
             save_on_worker(result.model)
             return
+        model = to_stock(result.model)  # plain Keras layers: every reader loads it without this project's code
         with atomic_output(out_model) as tmp:
-            result.model.save(tmp)
+            model.save(tmp)
         write_history(out_history, result.history)  # also when a resumed run had no epoch left to run
 
         info = result.info
@@ -83,11 +85,11 @@ def main(argv: list[str] | None = None) -> None:
         if result.shard:
             tracker.log_params({f"shard_{k}": v for k, v in result.shard.items() if k != "rows"})
         lines: list[str] = []
-        result.model.summary(print_fn=lambda line, *a, **k: lines.append(line))
+        model.summary(print_fn=lambda line, *a, **k: lines.append(line))
         tracker.log_text("\n".join(lines), "model_summary.txt")
         tracker.log_artifact(out_history, "curves")
         tracker.log_datasets([dataset_input(train_path, train_ds, "training")])
-        register(tracker, result.model, out_model, params.tracking.registered_model, variant, train_ds.x)
+        register(tracker, model, out_model, params.tracking.registered_model, variant, train_ds.x)
         delete_backup(backup)
     print(f"{stage}: best epoch {info['best_epoch']} of {info['epochs_run']}, "
           f"{info['images_per_s']:.0f} images/s -> {out_model}")

@@ -110,3 +110,40 @@ def test_impossible_combinations_are_rejected_with_the_key(model, message):
 def test_schema_rejects_bad_values_with_the_key(train, key):
     with pytest.raises(PipelineError, match=rf"^params\.yaml: {re.escape(key)}: "):
         parse_params({"train": train})
+
+
+def test_fused_batch_norm_trains_like_the_stock_layer_and_saves_as_it(tmp_path):
+    """Same maths (to rounding) in training and inference; the saved model has only stock layers."""
+    import json
+    import subprocess
+    import sys
+    import zipfile
+
+    from cifar10.models.fused_bn import to_stock
+
+    cfg = ModelParams(**SMALL)
+    x = np.random.default_rng(0).integers(0, 256, (32, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(32) % 10
+    models = []
+    for fused in (False, True):
+        keras.utils.set_random_seed(1)
+        model = build_cnn(cfg, fused_batch_norm=fused)
+        model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+        models.append(model)
+    models[1].set_weights(models[0].get_weights())
+    for model in models:
+        model.train_on_batch(x, y)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights()):  # incl. moving mean and variance
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(models[0].predict(x, verbose=0), models[1].predict(x, verbose=0), atol=1e-5)
+
+    path = tmp_path / "m.keras"
+    to_stock(models[1]).save(path)
+    with zipfile.ZipFile(path) as zf:
+        config = zf.read("config.json").decode()
+    assert "FusedBatchNormalization" not in config and json.loads(config)["class_name"] == "Functional"
+    np.save(tmp_path / "x.npy", x)
+    code = f"import keras, numpy as np; print(keras.models.load_model({str(path)!r}).predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0).sum())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)  # no project import
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.split()[-1]) == pytest.approx(32.0, rel=1e-4)

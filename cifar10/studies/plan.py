@@ -41,6 +41,14 @@ class Experiment:
     target: str  # the stage DVC reproduces
     labels: dict = field(default_factory=dict, hash=False)  # study/variant or setup/seed, for the report
 
+    def tags(self) -> dict[str, str]:
+        """MLflow tags for every run of the experiment: the UI filters a study's runs with
+        `tags.studies LIKE '%activation%'` (the reference run belongs to all five part-2 studies)."""
+        if self.part != "part2":
+            return {"studies": f"{self.part}: {self.labels.get('setup')}", "study_seed": str(self.labels.get("seed"))}
+        pairs = [(self.labels["study"], self.labels["variant"]), *self.labels.get("also", [])]
+        return {"studies": "; ".join(f"{s}={v}" for s, v in pairs)}
+
     def command(self, extra: tuple[str, ...] = ()) -> list[str]:
         """`dvc exp run` in a temporary copy: the workspace and params.yaml stay untouched; --force reruns
         every stage, so each experiment has its own MLflow runs."""

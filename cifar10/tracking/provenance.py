@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import subprocess
@@ -71,9 +72,18 @@ def machine() -> str:
             f"TensorFlow {tf.__version__}")
 
 
+EXTRA_TAGS_ENV = "PIPELINE_RUN_TAGS"  # a JSON object of more tags, e.g. the study an experiment belongs to
+
+
 def run_tags() -> dict[str, str]:
-    """Tags every run of this execution carries: group, commit, CPU and, in a DVC experiment, its name."""
+    """Tags every run of this execution carries: group, commit, CPU, in a DVC experiment its name, and
+    those of PIPELINE_RUN_TAGS."""
     tags = {"pipeline.group": pipeline_group(), "git_commit": git_commit(), "cpu": cpu_model()}
+    try:
+        extra = json.loads(os.environ.get(EXTRA_TAGS_ENV, "") or "{}")
+    except ValueError:
+        extra = {}
+    tags.update({str(k): str(v) for k, v in (extra.items() if isinstance(extra, dict) else [])})
     for env, tag in (("DVC_EXP_NAME", "dvc_exp_name"), ("DVC_EXP_BASELINE_REV", "dvc_exp_baseline")):
         if os.environ.get(env):
             tags[tag] = os.environ[env]

@@ -50,15 +50,17 @@ def _build_compiled_state(model, x, y) -> None:
     model._maybe_symbolic_build = lambda *args, **kwargs: None
 
 
-def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tuple[np.ndarray, np.ndarray]):
-    """The CNN built and compiled under the cluster's strategy and `cfg.precision`."""
+def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tuple[np.ndarray, np.ndarray],
+                 fused_batch_norm: bool = True):
+    """The CNN built and compiled under the cluster's strategy and `cfg.precision`, with batch norm on
+    TensorFlow's fused kernel (save `cifar10.models.fused_bn.to_stock(model)`)."""
     import keras
 
     from cifar10.models.cnn import build_cnn
     from cifar10.training.runtime import precision
 
     with precision(cfg.precision), cluster.scope():
-        model = build_cnn(cfg.model, n_classes=n_classes)
+        model = build_cnn(cfg.model, n_classes=n_classes, fused_batch_norm=fused_batch_norm)
         model.compile(optimizer=make_optimizer(cfg), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"], jit_compile=False)  # XLA is several times slower on CPU
         if cluster.strategy is not None:
@@ -68,7 +70,7 @@ def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tup
 
 def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = True,
           history: EpochHistory | None = None, backup_dir: str | Path | None = None,
-          cluster: Cluster | None = None, callbacks: list = ()) -> TrainResult:
+          cluster: Cluster | None = None, callbacks: list = (), fused_batch_norm: bool = True) -> TrainResult:
     """Train the CNN on `train_ds` with early stopping on a validation split carved from it.
 
     Args:
@@ -80,6 +82,7 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
             there is resumed from.
         cluster: the tf.distribute set-up (made first thing in the process); None = from `cfg.distribution`.
         callbacks: more Keras callbacks (a progress bar), called after the history's.
+        fused_batch_norm: batch norm on TensorFlow's fused kernel (the same maths, faster on a CPU).
     """
     from cifar10.models.cnn import param_counts
     from cifar10.training.backup import ResumableEarlyStopping, TrainingBackup, load_state, restore
@@ -88,7 +91,7 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
     train_rows, val_rows = split_rows(train_ds.y, cfg.validation_split, seed, cfg.train_size)
     cluster = cluster or make_cluster(cfg.distribution)
     seed_everything(seed, deterministic)
-    model = compiled_cnn(cfg, len(train_ds.classes), cluster, (train_ds.x[:1], train_ds.y[:1]))
+    model = compiled_cnn(cfg, len(train_ds.classes), cluster, (train_ds.x[:1], train_ds.y[:1]), fused_batch_norm)
 
     history = history or EpochHistory()
     es = ResumableEarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience,

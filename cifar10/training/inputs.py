@@ -1,6 +1,9 @@
 """Batch streams for training and prediction: uint8 images gathered per batch, in a seeded order.
 
 Images stay uint8 until a batch enters the model (a 50,000-image float32 copy would cost 600 MB).
+tf.data's autotuning is off: destroying a finished iterator waits for the autotune thread's next
+wake-up (5, 10, 20 or 40 s after the iterator was made on TF 2.21), up to seconds per epoch for the
+validation pass, while a fixed prefetch of 2 batches keeps the CPU as busy (measured: BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -22,12 +25,8 @@ def train_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_epo
         order = tf.random.experimental.stateless_shuffle(rows, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
         return tf.data.Dataset.from_tensor_slices(order).batch(batch)
 
-    return (
-        tf.data.Dataset.range(first_epoch, epochs)
-        .flat_map(one_epoch)
-        .map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx)))
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch).map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx)))
+    return _fixed(ds)
 
 
 def eval_batches(x: np.ndarray, y: np.ndarray | None, batch: int):
@@ -35,4 +34,13 @@ def eval_batches(x: np.ndarray, y: np.ndarray | None, batch: int):
     import tensorflow as tf
 
     items = x if y is None else (x, y)
-    return tf.data.Dataset.from_tensor_slices(items).batch(batch).prefetch(tf.data.AUTOTUNE)
+    return _fixed(tf.data.Dataset.from_tensor_slices(items).batch(batch))
+
+
+def _fixed(ds):
+    """Prefetch two batches, autotuning off (see the module docstring)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(2).with_options(options)
