@@ -27,8 +27,9 @@ CUT = 2  # blocks above the cache: fine-tuning may train up to these
 def _config(**changes):
     from cifar10.schema.transfer import TransferParams
 
-    base = dict(backbone="efficientnet_lite0", weights="imagenet", head=STUDY_HEAD, flip_train=False, flip_test=False,
-                fine_tune_blocks=0)
+    # The study's recipe: its head, Adam 1e-3 at a constant rate, 20 epochs, no mirror images.
+    base = dict(backbone="efficientnet_lite0", weights="imagenet", head=STUDY_HEAD, schedule="constant", epochs=20,
+                restore_best=False, flip_train=False, flip_test=False, fine_tune_blocks=0)
     return TransferParams.model_validate({**base, **changes})
 
 

@@ -21,6 +21,7 @@ from tests.sourcedata import (
     write_binary_release,
     write_image_folder,
 )
+from tests.servers import free_port
 from tests.tinydata import make_images
 
 RAW_DIR = RAW_SOURCE_INFO.parent
@@ -173,3 +174,6 @@ def test_unreachable_source_fails_after_retries(project, http_server, capsys):
     _fails(capsys, r"gone\.tar\.gz: HTTP 404 [^:]* on attempt 1 of 2 \(client error, not retried\)")
     project.configure(source=str(project.root / "nowhere.tar.gz"))
     _fails(capsys, r"download\.source: .*nowhere\.tar\.gz not found")
+    # A host that cannot be reached: the one line names the way to run without the network.
+    project.configure(source=f"http://127.0.0.1:{free_port()}/cifar-10-binary.tar.gz", retries=0)
+    _fails(capsys, r"connection failed \(ConnectionError\); offline\? set download\.source to a local copy")

@@ -26,7 +26,7 @@ def weights_file(tmp_path_factory) -> Path:
 
 
 def _cfg(**overrides) -> TransferParams:
-    base = dict(weights="none", image_size=SIZE, epochs=2, batch_size=16, embed_batch_size=16,
+    base = dict(weights="none", image_size=SIZE, epochs=2, batch_size=16, embed_batch_size=16, flip_test=False,
                 head={"units": [16], "activation": "relu", "dropout": 0.1})
     return TransferParams.model_validate({**base, **overrides})
 

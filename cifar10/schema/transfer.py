@@ -40,13 +40,13 @@ class TransferParams(Section):
     image_size: int = Field(224, ge=32, le=1024)
     head: HeadParams = HeadParams()
     learning_rate: float = Field(0.001, gt=0, le=10)
-    schedule: Literal["constant", "cosine"] = "constant"
+    schedule: Literal["constant", "cosine"] = "cosine"
     epochs: int = Field(20, ge=1, le=10000)
     restore_best: bool = False
     batch_size: int = Field(256, ge=1, le=65536)
     embed_batch_size: int = Field(64, ge=1, le=4096)
     flip_train: bool = False
-    flip_test: bool = False
+    flip_test: bool = True
     train_set: Literal["full", "imbalanced", "augmented"] = "full"
     validation_split: float = Field(0.1, gt=0, lt=0.5)
     fine_tune_blocks: int = Field(0, ge=0, le=16)
