@@ -1,6 +1,9 @@
 """Classify image files with a trained model: the top-k CIFAR-10 classes and their probabilities.
 
-    python -m scripts.predict IMAGE [IMAGE ...] [--model baseline|augmented|transfer|PATH|models:/NAME@ALIAS] [--top 3] [--json]
+    python -m scripts.predict IMAGE [IMAGE ...] [--model NAME|PATH|URI] [--top 3] [--json]
+
+NAME is baseline, augmented or transfer (models/NAME.keras), PATH a saved .keras model, URI a
+registered model such as models:/cifar10-classifier@champion.
 
 Images of any size and mode are made 32x32 RGB exactly as the download stage makes image folders
 into the dataset, and all of them are predicted in one call.

@@ -47,13 +47,17 @@ def stage_notes(stage: str, metrics: dict[str, float], params: dict[str, str]) -
                 f"{_count(params.get('train_images'))} train / {_count(params.get('val_images'))} validation images, "
                 f"{m['train_images_per_s']:.0f} img/s, test accuracy {m['test_accuracy']:.4f}")
     if stage == "transfer" and "embed_seconds" in m:
-        return (f"one backbone pass over train + test {duration(m['embed_seconds'])} "
-                f"({m['embed_images_per_second']:.1f} img/s), head {duration(m.get('head_seconds', 0))}, "
+        val = m.get("val_accuracy_flip_average", m.get("val_accuracy_final", float("nan")))
+        tuned = f", fine-tuning {duration(m['fine_tune_seconds'])}" if "fine_tune_seconds" in m else ""
+        return (f"one backbone pass over {m['embed_images']:,.0f} images {duration(m['embed_seconds'])} "
+                f"({m['embed_images_per_second']:.1f} img/s), head {duration(m.get('head_seconds', 0))}{tuned}; "
+                f"stage / pass {m['stage_wall_time_s'] / m['embed_seconds']:.2f}x; validation accuracy {val:.4f}, "
                 f"test accuracy {m['test_accuracy']:.4f}")
     if stage == "fetch-weights" and params.get("transfer.weights") == "none":
         return "transfer.weights none: wrote the manifest only"
     if stage.startswith("evaluate@") and "test_accuracy" in m:
-        return f"{m['test_support_cat'] * 10:,.0f} test images, accuracy {m['test_accuracy']:.4f}"
+        images = sum(v for k, v in m.items() if k.startswith("test_support_"))
+        return f"{images:,.0f} test images, accuracy {m['test_accuracy']:.4f}"
     if stage == "compare":
         scored = sorted(k[: -len("_test_macro_f1")] for k in m if k.endswith("_test_macro_f1"))
         return f"compared {', '.join(scored)}" if scored else ""
@@ -108,7 +112,10 @@ def results_markdown(project: Path) -> str:
     out.append(f"| **all stages** | **{duration(total)}** | | |")
 
     body = report.split("\n", 1)[1].lstrip("\n")  # the report's own title is replaced by this file's
-    out += ["", "## Per-class results beside the study's", "", "From `reports/comparison.md` (evaluate stage).", ""]
+    out += ["", "## Per-class results beside the study's", "",
+            "From `reports/comparison.md` (the compare stage, from the evaluate stages' reports). What each "
+            "transfer-learning step adds is in [TRANSFER.md](TRANSFER.md); the CNNs over seeds and the study's "
+            "part-2 experiments in [STUDIES.md](STUDIES.md).", ""]
     out += [("#" + line) if line.startswith("## ") else line for line in body.splitlines()]
 
     sets = " ".join(f"-S '{k}={b}'" for k, (_, b) in changes.items())

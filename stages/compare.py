@@ -66,8 +66,9 @@ def main() -> None:
                                        next(iter(results.values()))["test_images"], {"transfer": note} if note else {},
                                        {m: r["training_run"] for m, r in results.items() if r["training_run"]})
 
+        summary = {m: headline(r, params.imbalance.classes) for m, r in results.items()}
         with atomic_output(SUMMARY) as tmp:
-            tmp.write_text(json.dumps({m: headline(r, params.imbalance.classes) for m, r in results.items()}, indent=2) + "\n")
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
         with atomic_output(REPORT_MD) as tmp:
             tmp.write_text(markdown)
         with atomic_output(REPORT_HTML) as tmp:
@@ -76,8 +77,8 @@ def main() -> None:
         scored = {m: {"test_accuracy": r["accuracy"], "test_macro_f1": r["macro"]["f1"]} for m, r in results.items()}
         tracker.log_metrics({f"{m}_{k}": v for m, s in scored.items() for k, v in s.items()})
         registry = params.tracking.registered_model
-        versions = {m: v for m, r in results.items()
-                    if (v := tracker.safe(f"version of {m}", version_by_digest, tracker.client, registry, r["model_sha256"]))}
+        versions = {m: v for m, r in results.items() if (v := tracker.safe(
+            f"version of {m}", version_by_digest, tracker.client, registry, r["model_sha256"]))}
         champion = crown(tracker, registry, scored, versions)
         if champion:
             tracker.set_tags({"champion": f"{champion} ({registry} v{versions[champion].version})"})

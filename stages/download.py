@@ -24,7 +24,8 @@ def main() -> None:
     cfg = params.download
     check_source(cfg)
 
-    with no_partial_outputs(RAW_TRAIN, RAW_TEST, RAW_SOURCE_INFO), stage_run("download", params, ["download"]) as tracker:
+    outputs = (RAW_TRAIN, RAW_TEST, RAW_SOURCE_INFO)
+    with no_partial_outputs(*outputs), stage_run("download", params, ["download"]) as tracker:
         got = acquire(cfg, scratch_parent=RAW_TRAIN.parent)
 
         dataset.save(RAW_TRAIN, got.train)

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
             tmp.write_text(json.dumps({**result["metrics"], **facts}, indent=2) + "\n")
         with atomic_output(table) as tmp:
             write_confusion_csv(tmp, test.y, result["y_pred"], test.classes)
-        fig = confusion_figure(result["confusion"], test.classes, f"{name}: accuracy {result['metrics']['accuracy']:.3f}")
+        title = f"{name}: accuracy {result['metrics']['accuracy']:.3f}"
+        fig = confusion_figure(result["confusion"], test.classes, title)
         with atomic_output(figure) as tmp:
             fig.savefig(tmp, dpi=100)
 

@@ -39,7 +39,8 @@ def main() -> None:
         print("weights: none — random backbone, the transfer stage will NOT do transfer learning", file=sys.stderr)
     else:
         recorded = " (recorded: set transfer.weights_checksum to pin it)" if not cfg.published_checksum() else ""
-        print(f"weights: {source} -> {WEIGHTS_DIR / manifest['file']} {manifest['checksum']}{recorded}", file=sys.stderr)
+        print(f"weights: {source} -> {WEIGHTS_DIR / manifest['file']} {manifest['checksum']}{recorded}",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":

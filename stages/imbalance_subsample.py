@@ -34,7 +34,8 @@ def main() -> None:
         metrics.update({f"count_before_{c}": n for c, n in before.items()})
         metrics.update({f"count_after_{c}": n for c, n in after.items()})
         tracker.log_metrics(metrics)
-        tracker.log_datasets([dataset_input(RAW_TRAIN, train, "input"), dataset_input(IMBALANCED_TRAIN, result, "output")])
+        tracker.log_datasets([dataset_input(RAW_TRAIN, train, "input"),
+                              dataset_input(IMBALANCED_TRAIN, result, "output")])
         tracker.log_figure(counts_figure(before, after), "counts.png")
 
     kept = ", ".join(f"{c} {before[c]} -> {after[c]}" for c in cfg.classes)

@@ -26,8 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     cfg, stage = params.train, MODEL_STAGE[variant]
     train_path, out_model, out_history = CNN_TRAIN_SET[variant], model_path(variant), history_csv(variant)
     require(train_path)
-
     from cifar10.console import batch_progress, quiet_tensorflow
+
+    quiet_tensorflow()  # before anything imports TensorFlow
     from cifar10.models.fused_bn import to_stock
     from cifar10.tracking.datasets import dataset_input
     from cifar10.tracking.links import MODEL_DIGEST_TAG, model_digest
@@ -39,10 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     from cifar10.training.fit import train
     from cifar10.training.history import EpochHistory, console_sink, csv_sink, tracker_sink, write_history
 
-    quiet_tensorflow()
     cluster = make_cluster(cfg.distribution)  # before any other TF op (collectives are set up at start-up)
     # Only the chief records the run and writes outputs; the other workers train with it and stop.
-    run = stage_run(stage, params, ["base", "train"]) if cluster.is_chief else contextlib.nullcontext(NullTracker(stage))
+    run = (stage_run(stage, params, ["base", "train"]) if cluster.is_chief
+           else contextlib.nullcontext(NullTracker(stage)))
     outputs = (out_model, out_history) if cluster.is_chief else ()
     with no_partial_outputs(*outputs), run as tracker:
         train_ds = dataset.load(train_path)

@@ -7,7 +7,6 @@ the next requests for a path (HTTP status, a dropped connection or silence) to e
 from __future__ import annotations
 
 import io
-import shutil
 import tarfile
 import threading
 import time

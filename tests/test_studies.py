@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 from cifar10.studies.plan import PART2, experiments, variants_of
 from cifar10.studies.records import trained_models
 from cifar10.studies.report import studies_markdown
-from tests.conftest import REPO, run
+from tests.conftest import run
 from tests.test_pipeline import pipeline_repo, served_release  # noqa: F401 - fixtures
 
 
@@ -80,3 +80,7 @@ def test_runner_runs_then_skips_and_the_report_names_the_run(pipeline_repo, monk
     run([sys.executable, "-m", "scripts.studies", "report"], repo, {"PYTHONPATH": str(repo)})
     page = (repo / "STUDIES.md").read_text()
     assert "| `bf16-seed42` | baseline | 42 | mixed_bfloat16 |" in page
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("cifar10-imbalance").experiment_id
+    tagged = client.search_runs([exp], "tags.studies LIKE '%bf16%' and tags.stage = 'train-baseline'")
+    assert len(tagged) == 1 and tagged[0].data.params["train.precision"] == "mixed_bfloat16"  # the UI's filter

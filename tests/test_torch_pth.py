@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar10.data.sources.fetch import file_checksum
+from cifar10.checksums import file_checksum
 from cifar10.schema.transfer import PUBLISHED_CHECKSUM
 from cifar10.weights.manifest import lite0_wheel_file
 from cifar10.weights.torch_pth import MAGIC_NUMBER, PROTOCOL_VERSION, UnsafeWeightsError, load_state_dict

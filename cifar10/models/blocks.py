@@ -46,7 +46,7 @@ def split(network: keras.Model, n_top_blocks: int) -> tuple[keras.Model, keras.M
     if not 1 <= n_top_blocks <= len(blocks):
         raise PipelineError(f"params.yaml: transfer.fine_tune_blocks: 0..{len(blocks)} (got {n_top_blocks})")
     first = blocks[-n_top_blocks]
-    cut = next(layer for layer in network.layers if _BLOCK.match(layer.name) and layer.name.startswith(first + "_")).input
+    cut = next(layer for layer in network.layers if layer.name.startswith(first + "_")).input
     lower = keras.Model(network.input, cut, name="lower")
     upper = keras.Model(cut, network.output, name="upper")
     if len(lower.layers) + len(upper.layers) - 2 != len(network.layers) - 1:  # a cut through a block

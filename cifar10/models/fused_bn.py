@@ -40,7 +40,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
             shape = tf.shape(x)
             n = tf.cast(shape[0] * shape[1] * shape[2], tf.float32)
-            variance = variance * ((n - 1.0) / n)  # the kernel applies Bessel's correction; the layer keeps the biased one
+            # The kernel applies Bessel's correction; the stock layer keeps the biased variance.
+            variance = variance * ((n - 1.0) / n)
             for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
                 new = tf.cast(moving, tf.float32) * self.momentum + batch * (1.0 - self.momentum)
                 moving.assign(tf.cast(new, moving.dtype))

@@ -99,7 +99,8 @@ def load_state(net, state: Mapping[str, np.ndarray], where: str) -> None:
         layer.set_weights(arrays)
         used.update(f"{torch_name}.{p}" for p in (_BN_PARTS if kind == "bn" else ("weight",)))
     unmapped = {layer.name for layer in net.layers if layer.weights} - {k for _, k, _ in layer_map()}
-    leftover = [k for k in state if k not in used and not k.endswith(".num_batches_tracked") and not k.startswith("_fc.")]
+    leftover = [k for k in state
+                if k not in used and not k.endswith(".num_batches_tracked") and not k.startswith("_fc.")]
     if unmapped or leftover:
         raise PipelineError(f"{where}: layers without tensors {sorted(unmapped)[:3]}, tensors without layers "
                             f"{leftover[:3]} (not an EfficientNet-Lite0 state dict)")

@@ -87,7 +87,8 @@ def build_head(units: Sequence[int], activation: str, dropout: float, n_classes:
         # features let one learning rate suit every backbone. Its statistics are fitted, not trained.
         x = keras.layers.Normalization(name="feature_scale")(x)
     for i, width in enumerate(units):
-        x = keras.layers.Dense(width, activation=activation, kernel_regularizer=regularizer, name=f"head_dense_{i + 1}")(x)
+        x = keras.layers.Dense(width, activation=activation, kernel_regularizer=regularizer,
+                               name=f"head_dense_{i + 1}")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name=f"head_dropout_{i + 1}")(x)
     probs = keras.layers.Dense(n_classes, activation="softmax", kernel_regularizer=regularizer, name="probabilities")(x)
@@ -107,7 +108,8 @@ def mirror() -> list[keras.layers.Layer]:
     width = INPUT_SHAPE[1]
     flip = keras.layers.Dense(width, use_bias=False, trainable=False, name="mirror",
                               kernel_initializer=keras.initializers.Constant(np.eye(width, dtype="float32")[::-1]))
-    return [keras.layers.Permute((1, 3, 2), name="width_last"), flip, keras.layers.Permute((1, 3, 2), name="width_back")]
+    return [keras.layers.Permute((1, 3, 2), name="width_last"), flip,
+            keras.layers.Permute((1, 3, 2), name="width_back")]
 
 
 def build_whole(extractor: keras.Model, head: keras.Model, flip_average: bool = False) -> keras.Model:

@@ -139,7 +139,8 @@ def part3_section(records: dict[str, dict[str, Trained]]) -> list[str]:
             out.append(f"| {label} | {study(STUDY[model]):.2f} | " + " | ".join(cells) + " |")
         out.append("")
     out += gap_lines(setups)
-    out += ["### Runs", "", "| experiment | model | seed | precision | commit | CPU | epochs (best) | test accuracy | images/s |",
+    out += ["### Runs", "",
+            "| experiment | model | seed | precision | commit | CPU | epochs (best) | test accuracy | images/s |",
             "| --- | --- | ---: | --- | --- | --- | ---: | ---: | ---: |"]
     for name, models in records.items():
         if name.startswith(("part3-", "bf16-")):
@@ -163,7 +164,8 @@ def gap_lines(setups: dict[str, list[dict[str, Trained]]]) -> list[str]:
             values, ref = ours[label], study(STUDY[model])
             inside = "inside" if min(values) <= ref <= max(values) else "outside"
             parts.append(f"{label} {ref - statistics.mean(values):+.3f} (study {inside} our band)")
-        out.append(f"- **{model}**, study minus our mean over {len(ours['accuracy'])} seed(s): " + "; ".join(parts) + ".")
+        n = len(ours["accuracy"])
+        out.append(f"- **{model}**, study minus our mean over {n} seed(s): " + "; ".join(parts) + ".")
         for setup, runs in setups.items():
             values = [r[model].metrics["test_accuracy"] for r in runs if model in r]
             if setup == "defaults" or not values:

@@ -8,13 +8,13 @@ then shows each stage's in and out, and the Dataset column the lineage raw -> im
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
 from cifar10.data.dataset import Dataset
+from cifar10.checksums import file_checksum
 from cifar10.paths import PRODUCER
 
 
@@ -32,9 +32,9 @@ def dataset_input(path: str | Path, ds: Dataset, context: str, source: str | Non
     from mlflow.types import Schema, TensorSpec
 
     path = Path(path)
-    with open(path, "rb") as fh:
-        digest = hashlib.file_digest(fh, "md5").hexdigest()
-    schema = Schema([TensorSpec(np.dtype("uint8"), (-1, *ds.x.shape[1:]), "x"), TensorSpec(np.dtype("int64"), (-1,), "y")])
+    digest = file_checksum(path, "md5").split(":", 1)[1]
+    schema = Schema([TensorSpec(np.dtype("uint8"), (-1, *ds.x.shape[1:]), "x"),
+                     TensorSpec(np.dtype("int64"), (-1,), "y")])
     profile = {"num_rows": len(ds), **{f"rows_{name}": n for name, n in ds.counts().items()}}
     origin = {"uri": source} if source else {"uri": str(path), "stage": PRODUCER.get(path, "unknown")}
     dataset = MlflowDataset(name=str(path.with_suffix("")), digest=digest,

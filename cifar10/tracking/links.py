@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cifar10.data.sources.fetch import file_checksum
+from cifar10.checksums import file_checksum
 
 MODEL_DIGEST_TAG = "model_sha256"
 

@@ -75,7 +75,8 @@ def _register(tracker: Any, model: Any, model_file: Path, name: str, variant: st
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     version = client.create_model_version(name, source=f"models:/{logged.model_id}", run_id=run_id,
-                                          model_id=logged.model_id, tags={MODEL_DIGEST_TAG: digest, VARIANT_TAG: variant})
+                                          model_id=logged.model_id,
+                                          tags={MODEL_DIGEST_TAG: digest, VARIANT_TAG: variant})
     client.set_logged_model_tags(logged.model_id, {"mlflow.modelVersions": json.dumps(
         [{"name": name, "version": version.version}])})
     return version.version

@@ -21,7 +21,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cifar10.data.sources.fetch import file_checksum
+from cifar10.checksums import file_checksum
 from cifar10.paths import project_root
 from cifar10.training.history import EpochHistory
 

@@ -54,7 +54,6 @@ def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tup
                  fused_batch_norm: bool = True):
     """The CNN built and compiled under the cluster's strategy and `cfg.precision`, with batch norm on
     TensorFlow's fused kernel (save `cifar10.models.fused_bn.to_stock(model)`)."""
-    import keras
 
     from cifar10.models.cnn import build_cnn
     from cifar10.training.runtime import precision

