@@ -148,7 +148,23 @@ def markdown(result: dict, command: str, machine: str, commit: str) -> str:
         f"**Test set, once** ({result['test_images']:,} images): the study's head on frozen features "
         f"{result['test']['floor']:.4f}; the chosen recipe **{result['test']['chosen']:.4f}** (the study's EfficientNet-B0: 0.87).",
         "",
+        _defaults_line(settings),
+        "",
     ])
+
+
+def _defaults_line(settings: dict) -> str:
+    """How params.yaml's transfer defaults differ from the chosen recipe, and the command that takes it."""
+    from cifar10.schema.transfer import TransferParams
+
+    defaults = TransferParams().model_dump()
+    differ = {k: v for k, v in settings.items() if defaults.get(k) != v}
+    if not differ:
+        return "**params.yaml's defaults are the chosen recipe.**"
+    listed = ", ".join(f"`{k}` {json.dumps(defaults.get(k))} (chosen {json.dumps(v)})" for k, v in differ.items())
+    sets = " ".join(f"-S 'transfer.{k}={json.dumps(v)}'" for k, v in differ.items())
+    return (f"**params.yaml's defaults** differ from the chosen recipe in {listed}. "
+            f"To run the chosen recipe: `dvc exp run {sets}`.")
 
 
 def main(argv: list[str] | None = None) -> int:
