@@ -57,11 +57,12 @@ _MACRO = {
 
 MODELS: tuple[str, ...] = ("baseline", "augmented", "transfer")
 
-# What each model is, in the study's words, for report headings.
+# What each model is, for report headings (the transfer backbone is named by the report's own note,
+# since this pipeline may run B0, as the study did, or Lite0).
 DESCRIPTIONS = {
     "baseline": "CNN on the imbalanced set (cat, dog cut to 10%)",
     "augmented": "CNN on the set rebalanced by offline augmentation",
-    "transfer": "EfficientNet-B0 backbone, frozen (ImageNet weights in the study), + dense head",
+    "transfer": "frozen ImageNet backbone + dense head (the study: EfficientNet-B0)",
 }
 
 
