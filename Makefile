@@ -4,8 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
-# Quiet TensorFlow's start-up banners; keep warnings and errors.
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+# Quiet TensorFlow's C++ log lines (start-up banners, runtime notices); Python errors still show.
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: install repro test test-fast ui dag bench results demo studies studies-report clean
 

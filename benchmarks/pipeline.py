@@ -67,8 +67,9 @@ def main() -> None:
     lines.append(f"| all stages | {duration(total)} | |")
     transfer = costs.get("transfer", {})
     if "embed_seconds" in transfer and "stage_wall_time_s" in transfer:
-        # One pass of the frozen backbone over train + test is the floor of any transfer method.
-        lines += ["", f"transfer stage wall time / one backbone pass over train + test: "
+        # One pass of the frozen backbone over the images the stage embeds (the training set, and the
+        # validation images' mirrors when flip_test is on) is the floor of any transfer method.
+        lines += ["", f"transfer stage wall time / its one backbone pass: "
                       f"**{transfer['stage_wall_time_s'] / transfer['embed_seconds']:.2f}x** "
                       f"({duration(transfer['stage_wall_time_s'])} / {duration(transfer['embed_seconds'])}, "
                       f"{transfer.get('embed_images_per_second', float('nan')):.1f} img/s; target <= 1.3x)."]

@@ -29,7 +29,10 @@ def quiet_tensorflow() -> None:
     """Import TensorFlow now, without its start-up banners (unless PIPELINE_VERBOSE is set)."""
     if verbose() or "tensorflow" in sys.modules:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # INFO and WARNING lines after the import
+    # After the import TensorFlow's C++ runtime still logs at ERROR level notices that are not errors
+    # ("oneDNN supports DT_UINT8 only on platforms with AVX-512", unknown NodeDef attributes); real
+    # failures raise Python exceptions, which still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLED_DEVICE_TYPES", "CPU")  # no CUDA platform, so no cuInit error
     sys.stderr.flush()
     saved = os.dup(2)

@@ -126,7 +126,7 @@ def results_markdown(project: Path) -> str:
     if changes:
         out += [f"# (or, without editing params.yaml: .venv/bin/dvc exp run {sets})"]
     out += [
-            ".venv/bin/dvc metrics show            # accuracy, macro/weighted and per-class figures",
+            ".venv/bin/dvc metrics show            # accuracy, macro F1, cat/dog recall per model",
             ".venv/bin/python -m scripts.results   # this file",
             "make ui                               # the runs in the MLflow UI", "```"]
     return "\n".join(out) + "\n"

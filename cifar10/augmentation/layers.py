@@ -25,7 +25,7 @@ from typing import Callable
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras_cv  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras_cv.src.utils import preprocessing as preprocessing_utils  # noqa: E402 - no public alias

@@ -12,7 +12,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     Must run before any model or dataset is built, since layers draw their seeds at construction.
     """
     # Must be set before TF creates its first op, or the setting is ignored.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import tensorflow as tf
 
