@@ -1,6 +1,6 @@
 """The study's experiments on the real data: run (or resume) them, then write STUDIES.md from MLflow.
 
-    python -m scripts.studies run [--only part2|part3|bf16] [-S key=value ...] [--dry-run]
+    python -m scripts.studies run [--only part2|part3|bf16] [--name EXPERIMENT ...] [-S key=value ...] [--dry-run]
     python -m scripts.studies report [--output STUDIES.md]
 
 `run` runs the planned DVC experiments (cifar10.studies.plan) one at a time, each in a temporary copy
@@ -32,11 +32,11 @@ def _store():
     return client, (found.experiment_id if found else None)
 
 
-def run(only: str | None, extra: list[str], dry_run: bool) -> int:
+def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> int:
     from cifar10.studies.records import finished
 
     client, experiment_id = _store()
-    planned = [e for e in experiments() if only in (None, e.part)]
+    planned = [e for e in experiments() if only in (None, e.part) and (not names or e.name in names)]
     for i, exp in enumerate(planned, 1):
         if experiment_id and finished(client, experiment_id, exp.name, exp.target):
             print(f"[{i}/{len(planned)}] {exp.name}: finished earlier, skipped", flush=True)
@@ -72,13 +72,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     go = sub.add_parser("run", help="run or resume the experiments, one at a time")
     go.add_argument("--only", choices=["part2", "part3", "bf16"], help="only this part")
+    go.add_argument("--name", action="append", default=[], choices=[e.name for e in experiments()],
+                    metavar="EXPERIMENT", help="only this experiment (repeatable); see --dry-run for the names")
     go.add_argument("-S", "--set-param", action="append", default=[], help="extra override for every experiment")
     go.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     page = sub.add_parser("report", help="write STUDIES.md and its figures from MLflow")
     page.add_argument("--output", type=Path, default=Path("STUDIES.md"))
     args = parser.parse_args(argv)
     if args.command == "run":
-        return run(args.only, args.set_param, args.dry_run)
+        return run(args.only, args.name, args.set_param, args.dry_run)
     return report(args.output)
 
 

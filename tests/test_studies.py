@@ -73,14 +73,17 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
 def test_runner_runs_then_skips_and_the_report_names_the_run(pipeline_repo, monkeypatch):
     repo = pipeline_repo
     monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the project's own store, as users run it
-    first = run([sys.executable, "-m", "scripts.studies", "run", "--only", "bf16"], repo, {"PYTHONPATH": str(repo)})
-    assert "bf16-seed42: done" in first.stdout
-    again = run([sys.executable, "-m", "scripts.studies", "run", "--only", "bf16"], repo, {"PYTHONPATH": str(repo)})
-    assert "bf16-seed42: finished earlier, skipped" in again.stdout
+    one = [sys.executable, "-m", "scripts.studies", "run", "--name", "part2-hidden-layers-0"]  # 4 stages: the smallest
+    first = run(one, repo, {"PYTHONPATH": str(repo)})
+    assert "part2-hidden-layers-0: done" in first.stdout
+    again = run(one, repo, {"PYTHONPATH": str(repo)})
+    assert "part2-hidden-layers-0: finished earlier, skipped" in again.stdout
     run([sys.executable, "-m", "scripts.studies", "report"], repo, {"PYTHONPATH": str(repo)})
     page = (repo / "STUDIES.md").read_text()
-    assert "| `bf16-seed42` | baseline | 42 | mixed_bfloat16 |" in page
+    hidden = page.split("### hidden layers")[1].split("###")[0]
+    assert "| 0 | `part2-hidden-layers-0` | 42 | `" in hidden and "| float32 |" in hidden
+    assert (repo / "figures/studies/hidden-layers.png").stat().st_size > 5000
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     exp = client.get_experiment_by_name("cifar10-imbalance").experiment_id
-    tagged = client.search_runs([exp], "tags.studies LIKE '%bf16%' and tags.stage = 'train-baseline'")
-    assert len(tagged) == 1 and tagged[0].data.params["train.precision"] == "mixed_bfloat16"  # the UI's filter
+    tagged = client.search_runs([exp], "tags.studies LIKE '%hidden layers%' and tags.stage = 'train-baseline'")
+    assert len(tagged) == 1 and tagged[0].data.params["train.model.dense_units"] == "[]"  # the UI's filter
