@@ -22,8 +22,12 @@ $(STAMP): requirements.txt pyproject.toml
 repro: install
 	dvc repro
 
+# The test files run on TEST_WORKERS processes (pytest-xdist; a file's tests stay together, so its
+# module fixtures are built once).
+TEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow and not integration"
