@@ -20,12 +20,13 @@ so the same params and seed give the same bytes.
 from __future__ import annotations
 
 import math
-import os
 from typing import Callable
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from cifar10.console import quiet_tensorflow
+
+quiet_tensorflow()  # before keras-cv loads TensorFlow, or its start-up banners show
 import keras_cv  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras_cv.src.utils import preprocessing as preprocessing_utils  # noqa: E402 - no public alias

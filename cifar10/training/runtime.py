@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Iterator
 
 
@@ -11,8 +10,9 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
     Must run before any model or dataset is built, since layers draw their seeds at construction.
     """
-    # Must be set before TF creates its first op, or the setting is ignored.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from cifar10.console import quiet_tensorflow
+
+    quiet_tensorflow()  # TF's log level only applies if set before TensorFlow loads
     import keras
     import tensorflow as tf
 
