@@ -108,13 +108,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise PipelineError(f"--top must be between 1 and {len(CIFAR10_CLASSES)} (got {args.top})")
     from cifar10.console import quiet_tensorflow
     from cifar10.data.sources.images import read_image
-    from cifar10.models.saved import load_model
+    from cifar10.models.saved import load_for_inference
 
     # Every file is decoded before TensorFlow starts, so a bad one fails in a moment.
     images = np.stack([read_image(p) for p in args.images])
     path = resolve_model(args.model)
     quiet_tensorflow()
-    model = load_model(path)
+    model = load_for_inference(path)
     results = predict_images(model, images, CIFAR10_CLASSES, args.top)
     if args.json:
         out = {

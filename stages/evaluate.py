@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     from cifar10.console import batch_progress, quiet_tensorflow
 
     quiet_tensorflow()
-    from cifar10.models.saved import load_model
+    from cifar10.models.saved import load_for_inference
     from cifar10.reporting.figures import confusion_figure
     from cifar10.reporting.scoring import score_model
     from cifar10.tracking.datasets import dataset_input
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with no_partial_outputs(report, figure, table), stage_run(stage, params, ["evaluate"]) as tracker:
         test = dataset.load(RAW_TEST)
-        model = load_model(model_path(name))
+        model = load_for_inference(model_path(name))
         try:
             result = score_model(model, test.x, test.y, list(test.classes), params.evaluate.batch_size,
                                  [batch_progress(stage)])
