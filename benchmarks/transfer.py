@@ -158,7 +158,7 @@ embed batch 64; medians of {args.repeats}.
 | **(a) / one backbone pass**, this subset | **{s['stage'] / s['pass']:.2f}x** (target <= 1.3x); {s['stage'] / s['folded_pass']:.2f}x the folded pass |
 | (b) the study's method, {args.epochs} epochs through the frozen backbone (2nd epoch {s['study_epoch']:.1f} s, extrapolated) | {s['study']:.1f} s |
 | **speed-up (b) / (a)** | **{s['study'] / s['stage']:.1f}x** |
-| projected plain stage on 50,000 images: {fixed:.0f} s fixed + {full_pass / 60:.1f} min pass + {args.epochs} head epochs of {head_epoch / 2:.1f} s | **{projected / 60:.1f} min**, {projected / full_pass:.2f}x one pass (target <= 10 min, <= 1.3x) |
+| projected plain stage on 50,000 images: {fixed:.0f} s fixed + {full_pass / 60:.1f} min pass + {args.epochs} head epochs of {head_epoch / 2:.1f} s | **{projected / 60:.1f} min**, {projected / full_pass:.2f}x one folded pass (target <= 10 min, <= 1.3x) |
 | mirror images of the training images (`flip_train`): a second pass, per 1,000 images | {1000 * s['per_image']:.1f} s |
 | test-time averaging (`flip_test`): the saved model runs the backbone twice per test image | 2x evaluate's transfer scoring |
 | fine-tuning, one epoch on the cached pass, per 1,000 training features: top 1 block / top 2 blocks | {s['tune_per_1000'][1]:.1f} s / {s['tune_per_1000'][2]:.1f} s |
