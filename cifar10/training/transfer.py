@@ -70,7 +70,7 @@ def backbone_pass(train: Dataset, cfg: TransferParams, weights: Path | None, see
         backbone = tm.build_backbone(cfg.backbone, cfg.image_size, weights)
         lower, upper = split(backbone, cut_blocks) if cut_blocks else (backbone, None)
         # The pass runs the frozen part with batch norm folded into its convolutions: the same features
-        # to float32 rounding, 1.8x faster on a 2-core CPU (BENCHMARKS.md); training and saving use the original.
+        # to float32 rounding, 1.7x faster on a 2-core CPU (BENCHMARKS.md); training and saving use the original.
         cached = tm.build_extractor(cfg.backbone, fold_batch_norm(lower), cfg.image_size, pool=not cut_blocks)
     started = time.perf_counter()
     store = "float16" if cut_blocks else "float32"  # a 7x7 feature-map cache is 37x larger than pooled features
