@@ -58,13 +58,11 @@ def train_child(n: int) -> dict:
 
 
 def embed_child(n: int) -> dict:
-    from cifar10.models import transfer as tm
-    from cifar10.models.folding import fold_batch_norm
+    from benchmarks.transfer import stage_extractor
     from cifar10.training.embeddings import embed
 
     images = np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
-    network = fold_batch_norm(tm.build_backbone("efficientnet_lite0", 224, None))  # as the transfer stage runs it
-    extractor = tm.build_extractor("efficientnet_lite0", network, 224)
+    extractor = stage_extractor()
     embed(extractor, images[:64], 64, desc="warm-up")  # tracing is a one-off cost, not per image
     started = time.perf_counter()
     embed(extractor, images, 64, desc="embed")

@@ -42,16 +42,14 @@ def child(intra: int, inter: int) -> dict:
     tf.config.threading.set_intra_op_parallelism_threads(intra)
     tf.config.threading.set_inter_op_parallelism_threads(inter)
     from benchmarks.train import BATCH, STEPS, _compiled, epoch_runner, images
-    from cifar10.models import transfer as tm
-    from cifar10.models.folding import fold_batch_norm
+    from benchmarks.transfer import stage_extractor
     from cifar10.training.embeddings import embed
 
     x, y = images(STEPS * BATCH)
     run = epoch_runner(_compiled("float32", True), x, y, STEPS, autotune=False)
     run()  # trace
     train = [STEPS * BATCH / run() for _ in range(EPOCHS)]
-    extractor = tm.build_extractor("efficientnet_lite0", fold_batch_norm(tm.build_backbone("efficientnet_lite0", 224,
-                                                                                            None)), 224)
+    extractor = stage_extractor()
     embed(extractor, x[:64], 64, desc="warm-up")
     started = time.perf_counter()
     embed(extractor, x[:EMBED_IMAGES], 64, desc="pass")

@@ -43,6 +43,15 @@ def _cfg(epochs: int, **changes):
                                           **changes})
 
 
+def stage_extractor():
+    """EfficientNet-Lite0 at 224 px with random weights, batch norm folded: the network the stage's pass runs."""
+    from cifar10.models import transfer as tm
+    from cifar10.models.folding import fold_batch_norm
+
+    return tm.build_extractor("efficientnet_lite0", fold_batch_norm(tm.build_backbone("efficientnet_lite0", 224, None)),
+                              224)
+
+
 def _seconds(fn) -> float:
     started = time.perf_counter()
     fn()
@@ -107,11 +116,7 @@ def memory_probe(n_embed: int) -> None:
     from cifar10.training.embeddings import embed
 
     full = _data(FULL_SET, 2)
-    from cifar10.models.folding import fold_batch_norm
-
-    network = fold_batch_norm(tm.build_backbone("efficientnet_lite0", 224, None))  # as the stage's pass
-    features, _ = embed(tm.build_extractor("efficientnet_lite0", network, 224), full.x[:n_embed], 64,
-                        desc="memory probe")
+    features, _ = embed(stage_extractor(), full.x[:n_embed], 64, desc="memory probe")
     cached = np.resize(features, (90_000, features.shape[1]))  # the size a pass with mirror images caches
     head = tm.build_head([256, 256], "relu", 0.0)
     head.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
