@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.child import last_line
 
 TRAIN_SIZES = (5_000, 10_000, 20_000, 41_000)
 EMBED_SIZES = (500, 1_000, 2_000, 4_000)
@@ -72,10 +73,7 @@ def embed_child(n: int) -> dict:
 
 
 def _child(kind: str, n: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    out = subprocess.run([sys.executable, "-m", "benchmarks.scaling", "--child", kind, str(n)], capture_output=True,
-                         text=True, check=True, env=env)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(last_line("benchmarks.scaling", "--child", kind, str(n)))
 
 
 def main() -> None:

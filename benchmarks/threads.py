@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+
+from benchmarks.child import last_line
 
 ROUNDS = 3
 EPOCHS = 4  # timed CNN epochs per process, after one to trace
@@ -57,10 +57,7 @@ def child(intra: int, inter: int) -> dict:
 
 
 def _run(intra: int, inter: int, env: dict) -> dict:
-    environ = {**os.environ, **env, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    out = subprocess.run([sys.executable, "-m", "benchmarks.threads", "--child", str(intra), str(inter)],
-                         capture_output=True, text=True, check=True, env=environ)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(last_line("benchmarks.threads", "--child", str(intra), str(inter), env=env))
 
 
 def main() -> None:

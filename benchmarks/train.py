@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import os
 import resource
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from benchmarks.child import last_line
 from benchmarks.realdata import ARCHIVE, read_real
 from cifar10.schema.train import ModelParams, TrainParams
 
@@ -169,10 +168,7 @@ def peak_rss_child() -> None:
 
 
 def peak_rss() -> float:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    out = subprocess.run([sys.executable, "-m", "benchmarks.train", "--rss-child"], capture_output=True,
-                         text=True, check=True, env=env)
-    return float(out.stdout.strip().splitlines()[-1])
+    return float(last_line("benchmarks.train", "--rss-child"))
 
 
 def main() -> None:

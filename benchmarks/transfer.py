@@ -20,11 +20,11 @@ import argparse
 import os
 import resource
 import statistics
-import subprocess
-import sys
 import time
 
 import numpy as np
+
+from benchmarks.child import last_line
 
 FULL_SET = 60_000
 
@@ -140,9 +140,8 @@ def main() -> None:
     if args.memory_probe:
         memory_probe(args.memory_images)
         return
-    probe = subprocess.run([sys.executable, "-m", "benchmarks.transfer", "--memory-probe", "--memory-images",
-                            str(args.memory_images)], capture_output=True, text=True, check=True)
-    peak_mb, head_epoch = (float(v) for v in probe.stdout.split()[1::2])
+    probe = last_line("benchmarks.transfer", "--memory-probe", "--memory-images", str(args.memory_images))
+    peak_mb, head_epoch = (float(v) for v in probe.split()[1::2])
     s = speed(args.images, args.epochs, args.repeats)
     full_pass = 50_000 * s["per_image"]
     # Projected plain stage at full size: model building and tracing (this run's fixed cost), the pass
