@@ -91,8 +91,9 @@ def main() -> None:
         lines.append(f"| {label} | {cell(label, 'train')} | {cell(label, 'embed')} |")
     # A setting counts as faster only if every round of it beat every round of the stages' setting:
     # between fresh processes the spread is several percent on this shared machine.
-    top = {key: max(r[key] for r in results[base]) for key in ("train", "embed")}
-    faster = [f"{label} ({key})" for label, *_ in SETTINGS[1:] for key in ("train", "embed")
+    measures = {"train": "CNN training", "embed": "Lite0 pass"}
+    top = {key: max(r[key] for r in results[base]) for key in measures}
+    faster = [f"{label} ({measures[key]})" for label, *_ in SETTINGS[1:] for key in measures
               if min(r[key] for r in results[label]) > top[key]]
     lines += ["", "Faster than the stages' setting in every round: " + (", ".join(faster) if faster else
               "none; the stages keep TensorFlow's choice with oneDNN on.")]
