@@ -4,9 +4,12 @@ validation split, with its cost; then the chosen recipe once on the test set. Wr
 One backbone pass caches the input of the top 2 blocks for every training image, its mirror image
 and every test image (and its mirror image); every step then trains on that cache, so the whole
 study costs about two backbone passes plus the fine-tuning epochs. Steps build on each other and are
-kept only if they raise validation accuracy. Usage (in a project whose download stage has run):
+kept only if they raise validation accuracy. `--deeper` continues a finished study: one more pass, cut
+lower, and fine-tuning trials deeper than the first cache allows, from the recipe it chose. Usage (in a
+project whose download stage has run):
 
     python -m scripts.transfer_study [--project DIR] [--output TRANSFER.md]
+    python -m scripts.transfer_study --deeper 5:1e-4:3,8:1e-4:3   # blocks:learning rate:epochs, ...
 """
 from __future__ import annotations
 
@@ -16,12 +19,14 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 STUDY_HEAD = dict(units=[256, 256], activation="relu", dropout=0.0, l2=0.0, standardize=True)
-CUT = 2  # blocks above the cache: fine-tuning may train up to these
+CUT = 2  # blocks above the first study's cache: its fine-tuning may train up to these
+SEED = 42
 
 
 def _config(**changes):
@@ -33,48 +38,104 @@ def _config(**changes):
     return TransferParams.model_validate({**base, **changes})
 
 
-def run_study(project: Path) -> dict:
-    from cifar10.data import dataset
-    from cifar10.models import transfer as tm
-    from cifar10.training import transfer as tr
-    from cifar10.training.distribution import make_cluster
-    from cifar10.training.embeddings import embed, pooled
-    from cifar10.training.history import EpochHistory
-    from cifar10.training.runtime import seed_everything
-    from cifar10.weights.manifest import fetch_weights
+@dataclass
+class _Bench:
+    """One cached pass and everything a step needs: steps start from the same backbone weights and seed."""
 
-    seed = 42
-    seed_everything(seed, True)
-    cluster = make_cluster("none")
-    train, test = dataset.load(project / "data/raw/train.npz"), dataset.load(project / "data/raw/test.npz")
-    scratch = Path(tempfile.mkdtemp(prefix="transfer-study-"))
-    weights = scratch / fetch_weights(_config(), scratch)["file"]
-    cache_cfg = _config(flip_train=True, flip_test=True)
-    p = tr.backbone_pass(train, cache_cfg, weights, seed, cluster, CUT)
-    per_image = p.seconds / (len(train) + len(p.mirror_rows))
-    test_pass = tm.build_extractor("efficientnet_lite0", p.lower, 224, pool=False)
-    test_maps = [embed(test_pass, x, 64, desc="test pass", dtype="float16")[0] for x in (test.x, test.x[:, :, ::-1])]
-    start_weights = p.backbone.get_weights()
-    steps: list[dict] = []
+    p: object
+    train: object
+    test: object
+    test_maps: list
+    cluster: object
+    per_image: float  # seconds per image of the pass
+    steps: list = field(default_factory=list)
+    start: list = field(default_factory=list)  # the backbone's weights before any step
+    passes: dict = field(default_factory=dict)  # fine-tuned blocks -> the pass cut below them
 
-    def step(name: str, cfg, extra_seconds: float, fine_tune: int = 0) -> dict:
-        p.backbone.set_weights(start_weights)
+    @classmethod
+    def build(cls, project: Path, cut: int, mirror_train: bool = True, seed: int = SEED) -> _Bench:
+        from cifar10.data import dataset
+        from cifar10.models import transfer as tm
+        from cifar10.training import transfer as tr
+        from cifar10.training.distribution import make_cluster
+        from cifar10.training.embeddings import embed
+        from cifar10.training.runtime import seed_everything
+        from cifar10.weights.manifest import fetch_weights
+
         seed_everything(seed, True)
+        cluster = make_cluster("none")
+        train, test = dataset.load(project / "data/raw/train.npz"), dataset.load(project / "data/raw/test.npz")
+        scratch = Path(tempfile.mkdtemp(prefix="transfer-study-"))
+        weights = scratch / fetch_weights(_config(), scratch)["file"]
+        p = tr.backbone_pass(train, _config(flip_train=mirror_train, flip_test=True), weights, seed, cluster, cut)
+        test_pass = tm.build_extractor("efficientnet_lite0", p.lower, 224, pool=False)
+        test_maps = [embed(test_pass, x, 64, desc="test pass", dtype="float16")[0]
+                     for x in (test.x, test.x[:, :, ::-1])]
+        return cls(p, train, test, test_maps, cluster, p.seconds / (len(train) + len(p.mirror_rows)),
+                   start=p.backbone.get_weights())
+
+    def step(self, name: str, cfg, extra_seconds: float) -> dict:
+        """Train `cfg`'s head (and its fine-tuning) from the pass; record its validation accuracy."""
+        from cifar10.training import transfer as tr
+        from cifar10.training.history import EpochHistory
+        from cifar10.training.runtime import seed_everything
+
+        y = self.train.y
+        self.p.backbone.set_weights(self.start)
+        p = self.narrowed(cfg.fine_tune_blocks)
+        seed_everything(SEED, True)
         history = EpochHistory()
         started = time.perf_counter()
-        head = tr.fit_head(p, train.y, cfg, cluster, history)
-        if fine_tune:
-            tr.fine_tune(p, head, train.y, cfg, cluster, history, fine_tune)
+        head = tr.fit_head(p, y, cfg, self.cluster, history)
+        before = {}
+        if cfg.fine_tune_blocks:
+            before = tr.validation_accuracy(p, head, y, cfg, self.cluster)  # the head alone, on this pass
+            tr.fine_tune(p, head, y, cfg, self.cluster, history, cfg.fine_tune_blocks)
         seconds = time.perf_counter() - started
-        val = tr.validation_accuracy(p, head, train.y, cfg, cluster)
+        val = tr.validation_accuracy(p, head, y, cfg, self.cluster)
         row = {"step": name, "config": cfg.model_dump(mode="json"), "train_seconds": seconds,
                "extra_pass_seconds": extra_seconds, "curve": history.rows, **val,
-               "val": val.get("val_accuracy_flip_average", val["val_accuracy_final"])}
+               "val": val.get("val_accuracy_flip_average", val["val_accuracy_final"]),
+               "val_before_fine_tune": before.get("val_accuracy_flip_average", before.get("val_accuracy_final"))}
         row["_head"], row["_weights"] = head, p.backbone.get_weights()
-        steps.append(row)
+        self.steps.append(row)
         print(f"{name}: validation {row['val']:.4f} ({seconds:.0f} s)", file=sys.stderr, flush=True)
         return row
 
+    def narrowed(self, n_blocks: int):
+        """The pass cut just below the top `n_blocks` (all of the cached pass's upper part for 0): computed
+        once per depth, so a shallow trial does not rerun the frozen blocks between the cuts every epoch."""
+        from cifar10.training import transfer as tr
+
+        if not n_blocks:
+            return self.p
+        if n_blocks not in self.passes:
+            self.passes[n_blocks] = tr.narrowed(self.p, n_blocks, self.cluster)
+        return self.passes[n_blocks]
+
+    def test_accuracy(self, row: dict) -> float:
+        """The test set through `row`'s trained network: used once per study, for the chosen recipe."""
+        from cifar10.training.embeddings import pooled
+
+        self.p.backbone.set_weights(row["_weights"])
+        probs = [row["_head"].predict(pooled(self.p.upper, maps, 64, self.cluster), verbose=0)
+                 for maps in self.test_maps]
+        averaged = (probs[0] + probs[1]) / 2 if row["config"]["flip_test"] else probs[0]
+        return float(np.mean(averaged.argmax(1) == self.test.y))
+
+    def records(self) -> dict:
+        for row in self.steps:
+            row.pop("_head", None), row.pop("_weights", None)
+        return {"steps": self.steps, "pass_seconds_per_image": self.per_image, "load_average": os.getloadavg()[0],
+                "cores": os.cpu_count(), "train_images": len(self.p.train_rows), "val_images": len(self.p.val_rows),
+                "test_images": len(self.test)}
+
+
+def run_study(project: Path) -> dict:
+    """The first study: the head's steps on frozen features, then fine-tuning the top 1-2 blocks."""
+    bench = _Bench.build(project, CUT)
+    p, per_image = bench.p, bench.per_image
+    step = bench.step
     flips = per_image * len(p.train_rows)
     best = step("study's head on frozen features", _config(), 0)
     best = max(best, step("+ mirror images of the training images", _config(flip_train=True), flips),
@@ -91,28 +152,89 @@ def run_study(project: Path) -> dict:
         if row["val"] > best["val"]:
             best, kept = row, trial
     for blocks, rate in ((1, 1e-4), (2, 1e-4), (2, 1e-5)):
-        row = step(f"+ fine-tune the top {blocks} block{'s' * (blocks > 1)}, lr {rate:g}, 3 epochs",
-                   _config(**kept, fine_tune_blocks=blocks, fine_tune_learning_rate=rate, fine_tune_epochs=3), 0,
-                   fine_tune=blocks)
+        row = step(_fine_tune_label(blocks, rate, 3),
+                   _config(**kept, fine_tune_blocks=blocks, fine_tune_learning_rate=rate, fine_tune_epochs=3), 0)
         if row["val"] > best["val"]:
             best = row
+    tested = {"floor": bench.test_accuracy(bench.steps[0]), "chosen": bench.test_accuracy(best)}
+    return {**bench.records(), "chosen": best["step"], "test": tested}
 
-    def test_accuracy(row: dict) -> float:
-        p.backbone.set_weights(row["_weights"])
-        probs = [row["_head"].predict(pooled(p.upper, maps, 64, cluster), verbose=0) for maps in test_maps]
-        averaged = (probs[0] + probs[1]) / 2 if row["config"]["flip_test"] else probs[0]
-        return float(np.mean(averaged.argmax(1) == test.y))
 
-    tested = {"floor": test_accuracy(steps[0]), "chosen": test_accuracy(best)}
-    for row in steps:
-        row.pop("_head"), row.pop("_weights")
-    return {"steps": steps, "chosen": best["step"], "test": tested, "pass_seconds_per_image": per_image,
-            "load_average": os.getloadavg()[0], "cores": os.cpu_count(),
-            "train_images": len(p.train_rows), "val_images": len(p.val_rows), "test_images": len(test)}
+def run_deeper(project: Path, first: dict, trials: list[tuple[int, float, int]]) -> dict:
+    """Fine-tuning deeper than the first study's cache allowed, from its chosen recipe.
+
+    The pass is cut below the deepest trial; a trial is kept only if it beats the first study's chosen
+    recipe on validation (the same split and seed; each trial also records its head alone on this pass,
+    which shows how far the cache at another depth moves the starting point).
+    """
+    chosen = next(r for r in first["steps"] if r["step"] == first["chosen"])
+    bench = _Bench.build(project, max(blocks for blocks, _, _ in trials), mirror_train=chosen["config"]["flip_train"])
+    best = None
+    for blocks, rate, epochs in trials:
+        row = bench.step(_fine_tune_label(blocks, rate, epochs), _config(**{
+            **chosen["config"], "fine_tune_blocks": blocks, "fine_tune_learning_rate": rate,
+            "fine_tune_epochs": epochs}), 0)
+        if row["val"] > (best or chosen)["val"]:
+            best = row
+    tested = {"chosen": bench.test_accuracy(best)} if best else {}
+    return {**bench.records(), "chosen": best["step"] if best else None, "first_chosen_val": chosen["val"],
+            "test": tested}
+
+
+def _fine_tune_label(blocks: int, rate: float, epochs: int) -> str:
+    return f"+ fine-tune the top {blocks} block{'s' * (blocks > 1)}, lr {rate:g}, {epochs} epochs"
 
 
 def markdown(result: dict, command: str, machine: str, commit: str) -> str:
     """TRANSFER.md from a study's records: every figure below is one the study measured."""
+    deeper = result.get("deeper")
+    final = deeper or result
+    chosen = next(r for r in final["steps"] if r["step"] == final["chosen"])
+    settings = {k: v for k, v in chosen["config"].items() if k in (
+        "flip_train", "flip_test", "head", "schedule", "restore_best", "epochs", "fine_tune_blocks",
+        "fine_tune_learning_rate", "fine_tune_epochs")}
+    lines = [
+        "# Transfer learning with EfficientNet-Lite0: what each step adds",
+        "",
+        (f"Written by `{command}` from its own measurements (commit `{commit[:10]}`, {machine}). "
+         f"{result['train_images']:,} training and {result['val_images']:,} validation images (the stage's stratified "
+         f"split of the full training set), 224 px, the ImageNet Lite0 of the pinned wheel. Each step is measured on "
+         "the validation split and kept only if it raises validation accuracy; the test set is used once, at the end."),
+        "",
+        *_table(result),
+        "",
+        _cost_line(result),
+        "",
+        f"**Chosen on validation:** {result['chosen']}.",
+        "",
+        (f"**Test set, once** ({result['test_images']:,} images): the study's head on frozen features "
+         f"{result['test']['floor']:.4f}; the chosen recipe **{result['test']['chosen']:.4f}** (the study's "
+         "EfficientNet-B0: 0.87)."),
+        "",
+    ]
+    if deeper:
+        lines += [
+            "## Fine-tuning deeper",
+            "",
+            (f"Written by `{command} --deeper …` (commit `{deeper['commit'][:10]}`, {deeper['machine']}): the recipe "
+             "chosen above, then more blocks fine-tuned. The pass is cut below the deepest trial, so the chosen recipe "
+             "is measured again first and every gain here is against a row of this run."),
+            "",
+            *_table(deeper),
+            "",
+            _cost_line(deeper),
+            "",
+            f"**Chosen on validation:** {deeper['chosen']}.",
+            "",
+            (f"**Test set, once** ({deeper['test_images']:,} images): the recipe chosen above, measured again, "
+             f"{deeper['test']['again']:.4f}; the recipe chosen here **{deeper['test']['chosen']:.4f}** (the study's "
+             "EfficientNet-B0: 0.87)."),
+            "",
+        ]
+    return "\n".join([*lines, f"**The chosen recipe:** `{json.dumps(settings)}`.", "", _defaults_line(settings), ""])
+
+
+def _table(result: dict) -> list[str]:
     rows, best = [], 0.0
     for r in result["steps"]:
         gain = r["val"] - best if best else 0.0
@@ -121,36 +243,17 @@ def markdown(result: dict, command: str, machine: str, commit: str) -> str:
         cost = (r["extra_pass_seconds"] + r["train_seconds"]) / 60
         tta = f"{r['val_accuracy_flip_average']:.4f}" if "val_accuracy_flip_average" in r else "–"
         rows.append(f"| {r['step']} | {r['val_accuracy_final']:.4f} | {tta} | {gain:+.4f} | {kept} | {cost:.1f} |")
-    chosen = next(r for r in result["steps"] if r["step"] == result["chosen"])
-    settings = {k: v for k, v in chosen["config"].items() if k in (
-        "flip_train", "flip_test", "head", "schedule", "restore_best", "epochs", "fine_tune_blocks",
-        "fine_tune_learning_rate", "fine_tune_epochs")}
-    return "\n".join([
-        "# Transfer learning with EfficientNet-Lite0: what each step adds",
-        "",
-        f"Written by `{command}` from its own measurements (commit `{commit[:10]}`, {machine}). "
-        f"{result['train_images']:,} training and {result['val_images']:,} validation images (the stage's stratified "
-        f"split of the full training set), 224 px, the ImageNet Lite0 of the pinned wheel. Each step is measured on "
-        "the validation split and kept only if it raises validation accuracy; the test set is used once, at the end.",
-        "",
-        "| step | validation accuracy | with mirror-image averaging | gain over the best so far | kept | cost (min) |",
-        "| --- | ---: | ---: | ---: | --- | ---: |",
-        *rows,
-        "",
-        "Cost: minutes this run spent on the step: the extra images through the backbone (at the measured "
-        f"{1 / result['pass_seconds_per_image']:.0f} images/s) plus the head or fine-tuning epochs on the cache "
-        f"(1-minute load average at the end: {result['load_average']:.1f} on {result['cores']} cores"
-        + ("; the machine was shared while the study ran, so these are upper bounds: the stage's own cost, measured "
-           "alone, is in RESULTS.md)." if result["load_average"] >= 0.5 * result["cores"] else ")."),
-        "",
-        f"**Chosen on validation:** {result['chosen']} (`{json.dumps(settings)}`).",
-        "",
-        f"**Test set, once** ({result['test_images']:,} images): the study's head on frozen features "
-        f"{result['test']['floor']:.4f}; the chosen recipe **{result['test']['chosen']:.4f}** (the study's EfficientNet-B0: 0.87).",
-        "",
-        _defaults_line(settings),
-        "",
-    ])
+    header = "| step | validation accuracy | with mirror-image averaging | gain over the best so far | kept | cost (min) |"
+    return [header, "| --- | ---: | ---: | ---: | --- | ---: |", *rows]
+
+
+def _cost_line(result: dict) -> str:
+    shared = result["load_average"] >= 0.5 * result["cores"]
+    return ("Cost: minutes this run spent on the step: the extra images through the backbone (at the measured "
+            f"{1 / result['pass_seconds_per_image']:.0f} images/s) plus the head or fine-tuning epochs on the cache "
+            f"(1-minute load average at the end: {result['load_average']:.1f} on {result['cores']} cores"
+            + ("; the machine was shared while the study ran, so these are upper bounds: the stage's own cost, "
+               "measured alone, is in RESULTS.md)." if shared else ")."))
 
 
 def _defaults_line(settings: dict) -> str:
@@ -176,18 +279,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project", type=Path, default=Path("."), help="a project whose download stage has run")
     parser.add_argument("--output", type=Path, default=Path("TRANSFER.md"))
     parser.add_argument("--from-json", type=Path, help="re-render the page from a study's saved records (its .json)")
+    parser.add_argument("--deeper", type=_trials, metavar="BLOCKS:LR:EPOCHS,...",
+                        help="after the first study (its .json beside --output): fine-tune these deeper trials")
     args = parser.parse_args(argv)
+    records = args.output.with_suffix(".json")
+    git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    commit = git.stdout.strip() or "unknown"
     if args.from_json:
         result = json.loads(args.from_json.read_text())
-        commit = result["commit"]
+    elif args.deeper:
+        if not records.is_file():
+            parser.error(f"--deeper continues the first study: {records} is missing (run without --deeper first)")
+        result = json.loads(records.read_text())
+        result["deeper"] = {**run_deeper(args.project.resolve(), result, args.deeper), "commit": commit,
+                            "machine": machine()}
+        records.write_text(json.dumps(result, indent=1))
     else:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
         result = {**run_study(args.project.resolve()), "commit": commit, "machine": machine()}
-        args.output.with_suffix(".json").write_text(json.dumps(result, indent=1))
+        records.write_text(json.dumps(result, indent=1))
     command = f"python -m scripts.transfer_study --project {args.project}"
-    args.output.write_text(markdown(result, command, result.get("machine") or machine(), commit))
+    args.output.write_text(markdown(result, command, result.get("machine") or machine(), result["commit"]))
     print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def _trials(text: str) -> list[tuple[int, float, int]]:
+    """`5:1e-4:3,8:1e-4:3` -> [(5, 1e-4, 3), (8, 1e-4, 3)]: blocks (1-16), learning rate, epochs."""
+    try:
+        trials = [(int(b), float(r), int(e)) for b, r, e in (t.split(":") for t in text.split(","))]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--deeper: BLOCKS:LR:EPOCHS separated by commas, e.g. 5:1e-4:3 (got {text!r})") from None
+    if not all(1 <= b <= 16 and r > 0 and e >= 1 for b, r, e in trials):
+        raise argparse.ArgumentTypeError(f"--deeper: blocks 1-16, a positive rate, epochs >= 1 (got {text!r})")
+    return trials
 
 
 if __name__ == "__main__":

@@ -166,3 +166,21 @@ def test_stage_with_random_weights_logs_to_mlflow(workdir, mlflow_uri, capfd):
     assert len(client.get_metric_history(run_.info.run_id, "val_loss")) == 1
     artifacts = {a.path for a in client.list_artifacts(run_.info.run_id)}
     assert {"weights.json", "history.csv"} <= artifacts
+
+
+@pytest.mark.slow
+def test_narrowed_pass_gives_the_same_features_and_trains_the_backbone(weights_file):
+    from cifar10.training import transfer as tr
+
+    cluster = make_cluster("none")
+    train = make_images(2, seed=4)
+    p = tr.backbone_pass(train, _cfg(flip_test=True), weights_file, 3, cluster, cut_blocks=5)
+    narrow = tr.narrowed(p, 1, cluster, batch=7)  # a batch that does not divide the rows
+    assert narrow.cache.shape[1:] != p.cache.shape[1:] and len(narrow.cache) == len(p.cache)
+    for mirror in (False, True):
+        wide = tr.features(p, p.val_rows, cluster, 16, mirror)
+        close = tr.features(narrow, p.val_rows, cluster, 16, mirror)
+        np.testing.assert_allclose(close, wide, rtol=0.02, atol=0.02 * np.abs(wide).max())
+    backbone_layers = {id(layer) for layer in p.backbone.layers}
+    assert all(id(layer) in backbone_layers for layer in narrow.upper.layers[1:])  # trains the saved network
+    assert tr.narrowed(p, 5, cluster) is p  # nothing to narrow

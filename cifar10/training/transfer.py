@@ -82,6 +82,36 @@ def backbone_pass(train: Dataset, cfg: TransferParams, weights: Path | None, see
     return Pass(backbone, lower, upper, cache, mirror_rows, mirrored, tr, val, time.perf_counter() - started)
 
 
+def narrowed(p: Pass, n_blocks: int, cluster: Cluster, batch: int = 256) -> Pass:
+    """The same pass cut above its frozen middle: the cache run once through the blocks between its cut and
+    the top `n_blocks`, so fine-tuning fewer blocks than the pass left above its cache does not rerun the
+    frozen ones every epoch. The returned pass shares the backbone's layers (training it trains them)."""
+    import keras
+    import tensorflow as tf
+
+    from cifar10.models.blocks import block_names, split
+    from cifar10.models.folding import fold_batch_norm
+
+    if p.upper is None or n_blocks >= len(block_names(p.upper)):
+        return p
+    lower, upper = split(p.backbone, n_blocks)
+    middle = keras.Model(p.lower.output, lower.output)  # both tensors of the backbone's own graph
+    with cluster.scope():
+        frozen = fold_batch_norm(middle)  # inference only, as in the first pass
+    step = tf.function(lambda x: frozen(tf.cast(x, tf.float32), training=False), reduce_retracing=True)
+
+    def through(maps: np.ndarray) -> np.ndarray:
+        out = np.empty((len(maps), *middle.output.shape[1:]), dtype=maps.dtype)
+        for start in range(0, len(maps), batch):
+            out[start : start + batch] = step(maps[start : start + batch]).numpy()
+        return out
+
+    started = time.perf_counter()
+    cache, mirrored = through(p.cache), through(p.mirrored)
+    return Pass(p.backbone, lower, upper, cache, p.mirror_rows, mirrored, p.train_rows, p.val_rows,
+                p.seconds + time.perf_counter() - started)
+
+
 def features(p: Pass, rows: np.ndarray, cluster: Cluster, batch: int, mirror: bool = False) -> np.ndarray:
     """Pooled features of `rows` (or of their mirror images): the cache, or the cache through the upper blocks."""
     from cifar10.training.embeddings import pooled
