@@ -188,7 +188,7 @@ def _fine_tune_label(blocks: int, rate: float, epochs: int) -> str:
 def markdown(result: dict, command: str, machine: str, commit: str) -> str:
     """TRANSFER.md from a study's records: every figure below is one the study measured."""
     deeper = result.get("deeper")
-    final = deeper or result
+    final = deeper if deeper and deeper["chosen"] else result
     chosen = next(r for r in final["steps"] if r["step"] == final["chosen"])
     settings = {k: v for k, v in chosen["config"].items() if k in (
         "flip_train", "flip_test", "head", "schedule", "restore_best", "epochs", "fine_tune_blocks",
@@ -213,25 +213,44 @@ def markdown(result: dict, command: str, machine: str, commit: str) -> str:
         "",
     ]
     if deeper:
-        lines += [
-            "## Fine-tuning deeper",
-            "",
-            (f"Written by `{command} --deeper …` (commit `{deeper['commit'][:10]}`, {deeper['machine']}): the recipe "
-             "chosen above, then more blocks fine-tuned. The pass is cut below the deepest trial, so the chosen recipe "
-             "is measured again first and every gain here is against a row of this run."),
-            "",
-            *_table(deeper),
-            "",
-            _cost_line(deeper),
-            "",
-            f"**Chosen on validation:** {deeper['chosen']}.",
-            "",
-            (f"**Test set, once** ({deeper['test_images']:,} images): the recipe chosen above, measured again, "
-             f"{deeper['test']['again']:.4f}; the recipe chosen here **{deeper['test']['chosen']:.4f}** (the study's "
-             "EfficientNet-B0: 0.87)."),
-            "",
-        ]
+        lines += _deeper_section(deeper, result, command)
     return "\n".join([*lines, f"**The chosen recipe:** `{json.dumps(settings)}`.", "", _defaults_line(settings), ""])
+
+
+def _deeper_section(deeper: dict, first: dict, command: str) -> list[str]:
+    rows = []
+    for r in deeper["steps"]:
+        gain = r["val"] - deeper["first_chosen_val"]
+        cost = (r["extra_pass_seconds"] + r["train_seconds"]) / 60
+        rows.append(f"| {r['step']} | {r['val_before_fine_tune']:.4f} | {r['val_accuracy_final']:.4f} | "
+                    f"{r['val_accuracy_flip_average']:.4f} | {gain:+.4f} | "
+                    f"{'yes' if r['step'] == deeper['chosen'] else 'no'} | {cost:.1f} |")
+    if deeper["chosen"]:
+        tested = (f"**Test set, once** ({deeper['test_images']:,} images): the recipe chosen here "
+                  f"**{deeper['test']['chosen']:.4f}** (the recipe chosen above: {first['test']['chosen']:.4f}; the "
+                  "study's EfficientNet-B0: 0.87).")
+    else:
+        tested = "No trial beat the recipe chosen above on validation, so the test set was not used again."
+    return [
+        "## Fine-tuning deeper",
+        "",
+        (f"Written by `{command} --deeper {deeper['trials']}` (commit `{deeper['commit'][:10]}`, "
+         f"{deeper['machine']}): the recipe "
+         "chosen above with more blocks fine-tuned, on one more pass cut below the deepest trial. A trial is kept "
+         f"if it beats the recipe chosen above on validation ({deeper['first_chosen_val']:.4f} with mirror-image "
+         "averaging; the same split and seed). The head alone, trained on this pass before fine-tuning, is the "
+         "first table's cosine-schedule row again: the difference is the float16 cache stored at another depth."),
+        "",
+        "| trial | head alone, this pass | validation accuracy | with mirror-image averaging | gain over the recipe "
+        "above | kept | cost (min) |",
+        "| --- | ---: | ---: | ---: | ---: | --- | ---: |",
+        *rows,
+        "",
+        _cost_line(deeper),
+        "",
+        tested,
+        "",
+    ]
 
 
 def _table(result: dict) -> list[str]:
@@ -292,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--deeper continues the first study: {records} is missing (run without --deeper first)")
         result = json.loads(records.read_text())
         result["deeper"] = {**run_deeper(args.project.resolve(), result, args.deeper), "commit": commit,
-                            "machine": machine()}
+                            "machine": machine(), "trials": ",".join(f"{b}:{r:g}:{e}" for b, r, e in args.deeper)}
         records.write_text(json.dumps(result, indent=1))
     else:
         result = {**run_study(args.project.resolve()), "commit": commit, "machine": machine()}

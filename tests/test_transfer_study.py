@@ -30,20 +30,33 @@ def test_first_study_alone_names_its_chosen_recipe():
     assert "## Fine-tuning deeper" not in page
 
 
+def _deeper(steps: list[dict], chosen: str | None, test: dict) -> dict:
+    return {**_part(steps, chosen, test), "commit": "b" * 40, "machine": "another CPU", "first_chosen_val": 0.83,
+            "trials": "5:0.0001:3,8:0.0001:3"}
+
+
 def test_deeper_part_is_rendered_and_its_choice_becomes_the_recipe():
-    deeper = {**_part([_row("the chosen recipe again (fine-tune the top 2 blocks, lr 0.0001, 3 epochs)", 0.831,
-                            fine_tune_blocks=2),
-                       _row("+ fine-tune the top 8 blocks, lr 0.0001, 3 epochs", 0.861, fine_tune_blocks=8),
-                       _row("+ fine-tune the top 5 blocks, lr 0.0001, 3 epochs", 0.845, fine_tune_blocks=5)],
-                      "+ fine-tune the top 8 blocks, lr 0.0001, 3 epochs", {"again": 0.8234, "chosen": 0.8543}),
-              "commit": "b" * 40, "machine": "another CPU"}
+    deeper = _deeper([{**_row("+ fine-tune the top 5 blocks, lr 0.0001, 3 epochs", 0.825, fine_tune_blocks=5),
+                       "val_before_fine_tune": 0.8101},
+                      {**_row("+ fine-tune the top 8 blocks, lr 0.0001, 3 epochs", 0.861, fine_tune_blocks=8),
+                       "val_before_fine_tune": 0.8102}],
+                     "+ fine-tune the top 8 blocks, lr 0.0001, 3 epochs", {"chosen": 0.8543})
     page = ts.markdown({**FIRST, "commit": "a" * 40, "deeper": deeper}, "cmd", "a CPU", "a" * 40)
     first, second = page.split("## Fine-tuning deeper")
-    assert "the chosen recipe **0.8211**" in first and "`bbbbbbbbbb`, another CPU" in second
-    assert "| + fine-tune the top 8 blocks, lr 0.0001, 3 epochs | 0.8510 | 0.8610 | +0.0300 | yes | 1.0 |" in second
-    assert "| + fine-tune the top 5 blocks, lr 0.0001, 3 epochs | 0.8350 | 0.8450 | -0.0160 | no | 1.0 |" in second
-    assert "measured again, 0.8234; the recipe chosen here **0.8543**" in second
+    assert "the chosen recipe **0.8211**" in first
+    assert "`cmd --deeper 5:0.0001:3,8:0.0001:3` (commit `bbbbbbbbbb`, another CPU)" in second
+    assert "| + fine-tune the top 5 blocks, lr 0.0001, 3 epochs | 0.8101 | 0.8150 | 0.8250 | -0.0050 | no | 1.0 |" in second
+    assert "| + fine-tune the top 8 blocks, lr 0.0001, 3 epochs | 0.8102 | 0.8510 | 0.8610 | +0.0310 | yes | 1.0 |" in second
+    assert "the recipe chosen here **0.8543** (the recipe chosen above: 0.8211" in second
     assert '"fine_tune_blocks": 8' in second.split("**The chosen recipe:**")[1]
+
+
+def test_deeper_part_without_a_better_trial_keeps_the_first_recipe_and_the_test_set_unused():
+    deeper = _deeper([{**_row("+ fine-tune the top 8 blocks, lr 0.0001, 3 epochs", 0.829, fine_tune_blocks=8),
+                       "val_before_fine_tune": 0.8102}], None, {})
+    page = ts.markdown({**FIRST, "commit": "a" * 40, "deeper": deeper}, "cmd", "a CPU", "a" * 40)
+    assert "| -0.0010 | no |" in page and "the test set was not used again" in page
+    assert '"fine_tune_blocks": 2' in page.split("**The chosen recipe:**")[1]
 
 
 def test_deeper_trials_are_parsed_and_checked():
