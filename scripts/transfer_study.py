@@ -218,6 +218,8 @@ def markdown(result: dict, command: str, machine: str, commit: str) -> str:
 
 
 def _deeper_section(deeper: dict, first: dict, command: str) -> list[str]:
+    trials = ",".join(f"{c['fine_tune_blocks']}:{c['fine_tune_learning_rate']:g}:{c['fine_tune_epochs']}"
+                      for c in (r["config"] for r in deeper["steps"]))
     rows = []
     for r in deeper["steps"]:
         gain = r["val"] - deeper["first_chosen_val"]
@@ -234,7 +236,7 @@ def _deeper_section(deeper: dict, first: dict, command: str) -> list[str]:
     return [
         "## Fine-tuning deeper",
         "",
-        (f"Written by `{command} --deeper {deeper['trials']}` (commit `{deeper['commit'][:10]}`, "
+        (f"Written by `{command} --deeper {trials}` (commit `{deeper['commit'][:10]}`, "
          f"{deeper['machine']}): the recipe "
          "chosen above with more blocks fine-tuned, on one more pass cut below the deepest trial. A trial is kept "
          f"if it beats the recipe chosen above on validation ({deeper['first_chosen_val']:.4f} with mirror-image "
@@ -311,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--deeper continues the first study: {records} is missing (run without --deeper first)")
         result = json.loads(records.read_text())
         result["deeper"] = {**run_deeper(args.project.resolve(), result, args.deeper), "commit": commit,
-                            "machine": machine(), "trials": ",".join(f"{b}:{r:g}:{e}" for b, r, e in args.deeper)}
+                            "machine": machine()}
         records.write_text(json.dumps(result, indent=1))
     else:
         result = {**run_study(args.project.resolve()), "commit": commit, "machine": machine()}

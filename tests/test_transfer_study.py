@@ -7,7 +7,8 @@ from scripts import transfer_study as ts
 
 
 def _row(step: str, val: float, **config) -> dict:
-    config = {"flip_test": True, "fine_tune_blocks": 0, **config}
+    config = {"flip_test": True, "fine_tune_blocks": 0, "fine_tune_learning_rate": 1e-4, "fine_tune_epochs": 3,
+              **config}
     return {"step": step, "config": config, "val_accuracy_final": val - 0.01, "val_accuracy_flip_average": val,
             "val": val, "train_seconds": 60.0, "extra_pass_seconds": 0.0}
 
@@ -31,8 +32,7 @@ def test_first_study_alone_names_its_chosen_recipe():
 
 
 def _deeper(steps: list[dict], chosen: str | None, test: dict) -> dict:
-    return {**_part(steps, chosen, test), "commit": "b" * 40, "machine": "another CPU", "first_chosen_val": 0.83,
-            "trials": "5:0.0001:3,8:0.0001:3"}
+    return {**_part(steps, chosen, test), "commit": "b" * 40, "machine": "another CPU", "first_chosen_val": 0.83}
 
 
 def test_deeper_part_is_rendered_and_its_choice_becomes_the_recipe():
