@@ -184,3 +184,14 @@ def test_narrowed_pass_gives_the_same_features_and_trains_the_backbone(weights_f
     backbone_layers = {id(layer) for layer in p.backbone.layers}
     assert all(id(layer) in backbone_layers for layer in narrow.upper.layers[1:])  # trains the saved network
     assert tr.narrowed(p, 5, cluster) is p  # nothing to narrow
+
+
+def test_a_cache_too_large_for_the_machine_is_refused_with_the_key():
+    from cifar10.errors import PipelineError
+    from cifar10.training.transfer import check_cache_fits
+
+    check_cache_fits((28, 28, 40), 55_000, 11, 24 * 2**30)  # 6.4 GiB of 24: fits
+    check_cache_fits((), 55_000, 0, 2**20)  # pooled features: no feature-map cache
+    with pytest.raises(PipelineError, match=r"transfer.fine_tune_blocks: 13 caches 55,000 feature maps of 56x56x24"
+                                            r" \(15.4 GiB .* this machine's 24 GiB"):
+        check_cache_fits((56, 56, 24), 55_000, 13, 24 * 2**30)

@@ -58,7 +58,11 @@ def pooled(upper, maps: np.ndarray, batch_size: int, cluster) -> np.ndarray:
     """Pooled features of cached feature maps through the (frozen) upper blocks, batch by batch."""
     import keras
 
+    from cifar10.training.half_batches import HalfBatches
+
     with cluster.scope():
         inputs = keras.Input(maps.shape[1:])
         model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(upper(inputs, training=False)))
+    if maps.dtype == np.float16:  # cast batch by batch, not the whole cache at once (half_batches.py)
+        return np.asarray(model.predict(HalfBatches(maps, batch_size=batch_size), verbose=0), dtype=np.float32)
     return np.asarray(model.predict(maps, batch_size=batch_size, verbose=0), dtype=np.float32)

@@ -69,6 +69,8 @@ def backbone_pass(train: Dataset, cfg: TransferParams, weights: Path | None, see
     with cluster.scope():
         backbone = tm.build_backbone(cfg.backbone, cfg.image_size, weights)
         lower, upper = split(backbone, cut_blocks) if cut_blocks else (backbone, None)
+        mirrors = (len(tr) if cfg.flip_train else 0) + (len(val) if cfg.flip_test else 0)
+        check_cache_fits(tuple(lower.output.shape[1:]), len(train) + mirrors, cut_blocks, _memory_bytes())
         # The pass runs the frozen part with batch norm folded into its convolutions: the same features
         # to float32 rounding, 1.7x faster on a 2-core CPU (BENCHMARKS.md); training and saving use the original.
         cached = tm.build_extractor(cfg.backbone, fold_batch_norm(lower), cfg.image_size, pool=not cut_blocks)
@@ -80,6 +82,32 @@ def backbone_pass(train: Dataset, cfg: TransferParams, weights: Path | None, see
     mirrored, _ = embed(cached, train.x[mirror_rows][:, :, ::-1], cfg.embed_batch_size, desc="mirrored pass",
                         dtype=store)
     return Pass(backbone, lower, upper, cache, mirror_rows, mirrored, tr, val, time.perf_counter() - started)
+
+
+def check_cache_fits(map_shape: tuple, images: int, cut_blocks: int, memory: int) -> None:
+    """Refuse a `fine_tune_blocks` whose feature-map cache cannot fit in `memory` bytes, before the pass.
+
+    The cache is float16, and fine-tuning holds a copy of its training rows: about twice its size.
+
+    Raises:
+        PipelineError: the cache would need more than half of the machine's memory.
+    """
+    from cifar10.errors import PipelineError
+
+    if not cut_blocks:
+        return
+    need = 2 * 2 * images * int(np.prod(map_shape))
+    if need > memory // 2:
+        raise PipelineError(
+            f"params.yaml: transfer.fine_tune_blocks: {cut_blocks} caches {images:,} feature maps of "
+            f"{'x'.join(map(str, map_shape))} ({need / 2**30:.1f} GiB with fine-tuning's copy), more than half of "
+            f"this machine's {memory / 2**30:.0f} GiB; fine-tune fewer blocks or lower transfer.image_size")
+
+
+def _memory_bytes() -> int:
+    import os
+
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def narrowed(p: Pass, n_blocks: int, cluster: Cluster, batch: int = 256) -> Pass:
@@ -149,8 +177,15 @@ def _fit(model, cfg: TransferParams, cluster: Cluster, x, y, val, epochs: tuple[
     with cluster.scope():  # the optimizer's slots live under the model's strategy
         model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
-    model.fit(x, y, validation_data=val, initial_epoch=first, epochs=last, batch_size=batch, shuffle=True, verbose=0,
-              callbacks=[history, *callbacks, _best_weights(cfg.restore_best)])
+    from cifar10.training.half_batches import HalfBatches
+
+    callbacks = [history, *callbacks, _best_weights(cfg.restore_best)]
+    if x.dtype == np.float16:  # a feature-map cache: cast batch by batch, not whole (half_batches.py)
+        model.fit(HalfBatches(x, y, batch, shuffle=True), validation_data=HalfBatches(*val, batch_size=batch),
+                  initial_epoch=first, epochs=last, verbose=0, callbacks=callbacks)
+    else:
+        model.fit(x, y, validation_data=val, initial_epoch=first, epochs=last, batch_size=batch, shuffle=True,
+                  verbose=0, callbacks=callbacks)
 
 
 def fit_head(p: Pass, y: np.ndarray, cfg: TransferParams, cluster: Cluster, history: EpochHistory,
