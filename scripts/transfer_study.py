@@ -269,12 +269,10 @@ def _table(result: dict) -> list[str]:
 
 
 def _cost_line(result: dict) -> str:
-    shared = result["load_average"] >= 0.5 * result["cores"]
     return ("Cost: minutes this run spent on the step: the extra images through the backbone (at the measured "
             f"{1 / result['pass_seconds_per_image']:.0f} images/s) plus the head or fine-tuning epochs on the cache "
-            f"(1-minute load average at the end: {result['load_average']:.1f} on {result['cores']} cores"
-            + ("; the machine was shared while the study ran, so these are upper bounds: the stage's own cost, "
-               "measured alone, is in RESULTS.md)." if shared else ")."))
+            f"(1-minute load average at the end: {result['load_average']:.1f} on {result['cores']} cores; the stage's "
+            "own cost, measured alone, is in RESULTS.md and BENCHMARKS.md).")
 
 
 def _defaults_line(settings: dict) -> str:
