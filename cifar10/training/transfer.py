@@ -171,14 +171,14 @@ def _fit(model, cfg: TransferParams, cluster: Cluster, x, y, val, epochs: tuple[
          history: EpochHistory, callbacks: list = ()) -> None:
     import keras
 
+    from cifar10.training.half_batches import HalfBatches
+
     first, last = epochs
     if cfg.schedule == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(-(-len(y) // batch) * (last - first), 1))
     with cluster.scope():  # the optimizer's slots live under the model's strategy
         model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"])
-    from cifar10.training.half_batches import HalfBatches
-
     callbacks = [history, *callbacks, _best_weights(cfg.restore_best)]
     if x.dtype == np.float16:  # a feature-map cache: cast batch by batch, not whole (half_batches.py)
         model.fit(HalfBatches(x, y, batch, shuffle=True), validation_data=HalfBatches(*val, batch_size=batch),
