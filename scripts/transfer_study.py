@@ -53,7 +53,7 @@ class _Bench:
     passes: dict = field(default_factory=dict)  # fine-tuned blocks -> the pass cut below them
 
     @classmethod
-    def build(cls, project: Path, cut: int, mirror_train: bool = True, seed: int = SEED) -> _Bench:
+    def build(cls, project: Path, cut: int, mirror_train: bool = True) -> _Bench:
         from cifar10.data import dataset
         from cifar10.models import transfer as tm
         from cifar10.training import transfer as tr
@@ -62,12 +62,12 @@ class _Bench:
         from cifar10.training.runtime import seed_everything
         from cifar10.weights.manifest import fetch_weights
 
-        seed_everything(seed, True)
+        seed_everything(SEED, True)
         cluster = make_cluster("none")
         train, test = dataset.load(project / "data/raw/train.npz"), dataset.load(project / "data/raw/test.npz")
         scratch = Path(tempfile.mkdtemp(prefix="transfer-study-"))
         weights = scratch / fetch_weights(_config(), scratch)["file"]
-        p = tr.backbone_pass(train, _config(flip_train=mirror_train, flip_test=True), weights, seed, cluster, cut)
+        p = tr.backbone_pass(train, _config(flip_train=mirror_train, flip_test=True), weights, SEED, cluster, cut)
         test_pass = tm.build_extractor("efficientnet_lite0", p.lower, 224, pool=False)
         test_maps = [embed(test_pass, x, 64, desc="test pass", dtype="float16")[0]
                      for x in (test.x, test.x[:, :, ::-1])]
