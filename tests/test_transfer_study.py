@@ -3,6 +3,7 @@ import argparse
 
 import pytest
 
+from cifar10.reporting.transfer_study import markdown
 from scripts import transfer_study as ts
 
 
@@ -24,7 +25,7 @@ FIRST = _part([_row("study's head on frozen features", 0.80),
 
 
 def test_first_study_alone_names_its_chosen_recipe():
-    page = ts.markdown({**FIRST, "commit": "a" * 40}, "cmd", "a CPU", "a" * 40)
+    page = markdown({**FIRST, "commit": "a" * 40}, "cmd", "a CPU", "a" * 40)
     assert "| + fine-tune the top 2 blocks, lr 0.0001, 3 epochs | 0.8200 | 0.8300 | +0.0300 | yes | 1.0 |" in page
     assert "the chosen recipe **0.8211**" in page
     assert '"fine_tune_blocks": 2' in page.split("**The chosen recipe:**")[1]
@@ -41,7 +42,7 @@ def test_deeper_part_is_rendered_and_its_choice_becomes_the_recipe():
                       {**_row("+ fine-tune the top 8 blocks, lr 0.0001, 3 epochs", 0.861, fine_tune_blocks=8),
                        "val_before_fine_tune": 0.8102}],
                      "+ fine-tune the top 8 blocks, lr 0.0001, 3 epochs", {"chosen": 0.8543})
-    page = ts.markdown({**FIRST, "commit": "a" * 40, "deeper": deeper}, "cmd", "a CPU", "a" * 40)
+    page = markdown({**FIRST, "commit": "a" * 40, "deeper": deeper}, "cmd", "a CPU", "a" * 40)
     first, second = page.split("## Fine-tuning deeper")
     assert "the chosen recipe **0.8211**" in first
     assert "`cmd --deeper 5:0.0001:3,8:0.0001:3` (commit `bbbbbbbbbb`, another CPU)" in second
@@ -54,7 +55,7 @@ def test_deeper_part_is_rendered_and_its_choice_becomes_the_recipe():
 def test_deeper_part_without_a_better_trial_keeps_the_first_recipe_and_the_test_set_unused():
     deeper = _deeper([{**_row("+ fine-tune the top 8 blocks, lr 0.0001, 3 epochs", 0.829, fine_tune_blocks=8),
                        "val_before_fine_tune": 0.8102}], None, {})
-    page = ts.markdown({**FIRST, "commit": "a" * 40, "deeper": deeper}, "cmd", "a CPU", "a" * 40)
+    page = markdown({**FIRST, "commit": "a" * 40, "deeper": deeper}, "cmd", "a CPU", "a" * 40)
     assert "| -0.0010 | no |" in page and "the test set was not used again" in page
     assert '"fine_tune_blocks": 2' in page.split("**The chosen recipe:**")[1]
 
