@@ -64,6 +64,7 @@ def speed(n_images: int, epochs: int, repeats: int) -> dict:
     from cifar10.models import transfer as tm
     from cifar10.models.folding import fold_batch_norm
     from cifar10.training import transfer as tr
+    from cifar10.training.cached_pass import backbone_pass
     from cifar10.training.distribution import make_cluster
     from cifar10.training.embeddings import embed
     from cifar10.training.history import EpochHistory
@@ -100,7 +101,7 @@ def speed(n_images: int, epochs: int, repeats: int) -> dict:
     for blocks in (1, 2):
         keras.backend.clear_session()
         tcfg = _cfg(1, fine_tune_blocks=blocks, fine_tune_epochs=2)
-        p = tr.backbone_pass(train, tcfg, None, 0, cluster, blocks)
+        p = backbone_pass(train, tcfg, None, 0, cluster, blocks)
         head = tr.fit_head(p, train.y, tcfg, cluster, EpochHistory())
         marks.clear()
         tr.fine_tune(p, head, train.y, tcfg, cluster, EpochHistory(), blocks, [timer])

@@ -58,7 +58,7 @@ class _Bench:
     def build(cls, project: Path, cut: int, mirror_train: bool = True) -> _Bench:
         from cifar10.data import dataset
         from cifar10.models import transfer as tm
-        from cifar10.training import transfer as tr
+        from cifar10.training.cached_pass import backbone_pass
         from cifar10.training.distribution import make_cluster
         from cifar10.training.embeddings import embed
         from cifar10.training.runtime import seed_everything
@@ -69,7 +69,7 @@ class _Bench:
         train, test = dataset.load(project / "data/raw/train.npz"), dataset.load(project / "data/raw/test.npz")
         scratch = Path(tempfile.mkdtemp(prefix="transfer-study-"))
         weights = scratch / fetch_weights(_config(), scratch)["file"]
-        p = tr.backbone_pass(train, _config(flip_train=mirror_train, flip_test=True), weights, SEED, cluster, cut)
+        p = backbone_pass(train, _config(flip_train=mirror_train, flip_test=True), weights, SEED, cluster, cut)
         test_pass = tm.build_extractor("efficientnet_lite0", p.lower, 224, pool=False)
         test_maps = [embed(test_pass, x, 64, desc="test pass", dtype="float16")[0]
                      for x in (test.x, test.x[:, :, ::-1])]
@@ -107,12 +107,12 @@ class _Bench:
     def narrowed(self, n_blocks: int):
         """The pass cut just below the top `n_blocks` (all of the cached pass's upper part for 0): computed
         once per depth, so a shallow trial does not rerun the frozen blocks between the cuts every epoch."""
-        from cifar10.training import transfer as tr
+        from cifar10.training.cached_pass import narrowed
 
         if not n_blocks:
             return self.p
         if n_blocks not in self.passes:
-            self.passes[n_blocks] = tr.narrowed(self.p, n_blocks, self.cluster)
+            self.passes[n_blocks] = narrowed(self.p, n_blocks, self.cluster)
         return self.passes[n_blocks]
 
     def test_accuracy(self, row: dict) -> float:

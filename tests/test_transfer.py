@@ -170,25 +170,25 @@ def test_stage_with_random_weights_logs_to_mlflow(workdir, mlflow_uri, capfd):
 
 @pytest.mark.slow
 def test_narrowed_pass_gives_the_same_features_and_trains_the_backbone(weights_file):
-    from cifar10.training import transfer as tr
+    from cifar10.training import cached_pass as cp
 
     cluster = make_cluster("none")
     train = make_images(2, seed=4)
-    p = tr.backbone_pass(train, _cfg(flip_test=True), weights_file, 3, cluster, cut_blocks=5)
-    narrow = tr.narrowed(p, 1, cluster, batch=7)  # a batch that does not divide the rows
+    p = cp.backbone_pass(train, _cfg(flip_test=True), weights_file, 3, cluster, cut_blocks=5)
+    narrow = cp.narrowed(p, 1, cluster, batch=7)  # a batch that does not divide the rows
     assert narrow.cache.shape[1:] != p.cache.shape[1:] and len(narrow.cache) == len(p.cache)
     for mirror in (False, True):
-        wide = tr.features(p, p.val_rows, cluster, 16, mirror)
-        close = tr.features(narrow, p.val_rows, cluster, 16, mirror)
+        wide = cp.features(p, p.val_rows, cluster, 16, mirror)
+        close = cp.features(narrow, p.val_rows, cluster, 16, mirror)
         np.testing.assert_allclose(close, wide, rtol=0.02, atol=0.02 * np.abs(wide).max())
     backbone_layers = {id(layer) for layer in p.backbone.layers}
     assert all(id(layer) in backbone_layers for layer in narrow.upper.layers[1:])  # trains the saved network
-    assert tr.narrowed(p, 5, cluster) is p  # nothing to narrow
+    assert cp.narrowed(p, 5, cluster) is p  # nothing to narrow
 
 
 def test_a_cache_too_large_for_the_machine_is_refused_with_the_key():
     from cifar10.errors import PipelineError
-    from cifar10.training.transfer import check_cache_fits
+    from cifar10.training.cached_pass import check_cache_fits
 
     check_cache_fits((28, 28, 40), 55_000, 11, 24 * 2**30)  # 6.4 GiB of 24: fits
     check_cache_fits((), 55_000, 0, 2**20)  # pooled features: no feature-map cache
