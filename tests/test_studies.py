@@ -51,17 +51,22 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     _training_run(client, exp, "part2-reference", "baseline", 0.80, [0.5, 0.7, 0.8])
     _training_run(client, exp, "part2-activation-sigmoid", "baseline", 0.60, [0.3, 0.5, 0.6])
     _training_run(client, exp, "part2-activation-tanh", "baseline", 0.75, [0.4, 0.6, 0.75])
+    for variant, acc in (("0", 0.79), ("2", 0.70)):  # with the reference's 0.80: neither rising nor falling
+        _training_run(client, exp, f"part2-hidden-layers-{variant}", "baseline", acc, [0.5, acc])
     for seed, acc in ((42, 0.72), (43, 0.74)):
         _training_run(client, exp, f"part3-defaults-seed{seed}", "baseline", acc, [0.6, 0.7], seed=seed)
     records = {e.name: trained_models(client, exp, e.name) for e in experiments()}
     monkeypatch.chdir(tmp_path)
     page = studies_markdown(records, "test", tmp_path / "figures")
 
-    assert "5 of 19 planned experiments have finished" in page
+    assert "7 of 19 planned experiments have finished" in page
     activation = page.split("### activation")[1].split("###")[0]
     assert "**Holds** here: ranking by test accuracy: relu 0.8000, tanh 0.7500, sigmoid 0.6000" in activation
     assert "| sigmoid | `part2-activation-sigmoid` | 42 | `abc1234def` | float32 | 3 | 3 | 0.6000 | 0.6000 | 500 |" in activation
     assert (tmp_path / "figures" / "activation.png").stat().st_size > 5000
+    hidden = page.split("### hidden layers")[1].split("###")[0]
+    assert "**Does not hold** here: test accuracy 0.7900 (0) < 0.8000 (1) > 0.7000 (2)" in hidden
+    assert "spread over 2 seeds of part 3 (the same CNN on the imbalanced set) is 0.020" in page
     assert "**Not yet checked**" in page.split("### optimizer")[1].split("###")[0]
     baseline = page.split("### baseline")[1].split("###")[0]
     assert "| accuracy | 0.78 | 0.730 (0.720–0.740) (2) |" in baseline  # mean (min–max) (n) beside the study
