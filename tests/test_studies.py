@@ -66,6 +66,7 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     assert (tmp_path / "figures" / "activation.png").stat().st_size > 5000
     hidden = page.split("### hidden layers")[1].split("###")[0]
     assert "**Does not hold** here: test accuracy 0.7900 (0) < 0.8000 (1) > 0.7000 (2)" in hidden
+    assert "Within the epochs every variant ran (1-2), best val accuracy: 0 0.7900, 1 0.7000, 2 0.7000." in hidden
     assert "spread over 2 seeds of part 3 (the same CNN on the imbalanced set) is 0.020" in page
     assert "**Not yet checked**" in page.split("### optimizer")[1].split("###")[0]
     baseline = page.split("### baseline")[1].split("###")[0]

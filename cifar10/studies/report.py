@@ -114,6 +114,15 @@ def _row(label: str, r: Trained) -> str:
             f"{int(m['best_epoch'])} | {_best(r):.4f} | {m['test_accuracy']:.4f} | {m['train_images_per_s']:.0f} |")
 
 
+def _common_epochs_line(runs: dict[str, Trained]) -> list[str]:
+    """Best val accuracy of each variant within the epochs all of them ran: early stopping taken out."""
+    n = min(len(r.curves["val_accuracy"]) for r in runs.values())
+    if len(runs) < 2 or not n or all(len(r.curves["val_accuracy"]) == n for r in runs.values()):
+        return []
+    best = ", ".join(f"{v} {max(r.curves['val_accuracy'][:n]):.4f}" for v, r in runs.items())
+    return [f"Within the epochs every variant ran (1-{n}), best val accuracy: {best}.", ""]
+
+
 def part2_section(records: dict[str, dict[str, Trained]], figures: Path) -> list[str]:
     out = ["## Part 2: five parameter studies (the study's CNN on all 50,000 training images)", ""]
     head = ["| variant | experiment | seed | commit | precision | epochs run | best epoch | best val accuracy | "
@@ -128,6 +137,7 @@ def part2_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
             path = figures / f"{study.replace(' ', '-')}.png"
             study_figure(study, runs, path)
             out += [f"![{study}]({path.as_posix()})", "", *head, *(_row(v, r) for v, r in runs.items()), ""]
+            out += _common_epochs_line(runs)
         missing = [e.name for v, e in pairs if v not in runs]
         claim = f"The study: *{CLAIMS[study]}*."
         if missing:
