@@ -36,7 +36,7 @@ def _chain(labels: list[str], values: list[float]) -> str:
     return out
 
 
-def seed_spread(records: dict[str, dict[str, Trained]]) -> tuple[float, int] | None:
+def _seed_spread(records: dict[str, dict[str, Trained]]) -> tuple[float, int] | None:
     """Max - min test accuracy of the baseline over the part-3 default seeds, and their count (2 or more)."""
     values = [records[f"part3-defaults-seed{s}"]["baseline"].metrics["test_accuracy"] for s in SEEDS
               if "baseline" in records.get(f"part3-defaults-seed{s}", {})]
@@ -128,7 +128,7 @@ def part2_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
     head = ["| variant | experiment | seed | commit | precision | epochs run | best epoch | best val accuracy | "
             "test accuracy | images/s |", "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = _verdicts()
-    out += [_noise_line(seed_spread(records)), ""]
+    out += [_noise_line(_seed_spread(records)), ""]
     for study in PART2:
         pairs = variants_of(study)
         runs = {v: records[e.name]["baseline"] for v, e in pairs if "baseline" in records.get(e.name, {})}
