@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,6 +33,30 @@ def _store():
     return client, (found.experiment_id if found else None)
 
 
+def run_child(cmd: list[str], env: dict[str, str], grace: float = 2.0, patience: float = 120.0) -> int:
+    """Run one experiment's command and return its exit code.
+
+    On Ctrl-C the experiment is let stop by itself (a terminal's Ctrl-C reaches it too; a `kill -INT` of
+    this process alone does not, so it is passed on after `grace` seconds), so DVC cleans up its
+    temporary copy and training keeps the backup of its last completed epoch; after `patience` seconds
+    it is killed. The KeyboardInterrupt is then raised again.
+    """
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=patience)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        raise
+
+
 def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> int:
     from cifar10.studies.records import finished
 
@@ -47,10 +72,15 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
             continue
         started = time.perf_counter()
         env = {**os.environ, "PIPELINE_RUN_TAGS": json.dumps(exp.tags())}
-        proc = subprocess.run(cmd, env=env)
-        if proc.returncode != 0:
-            print(f"error: experiment {exp.name} failed (exit {proc.returncode}); rerun to resume it", file=sys.stderr)
-            return proc.returncode
+        try:
+            code = run_child(cmd, env)
+        except KeyboardInterrupt:
+            print(f"stopped during {exp.name}: rerun the same command to resume it from its last completed epoch",
+                  file=sys.stderr)
+            return 130
+        if code != 0:
+            print(f"error: experiment {exp.name} failed (exit {code}); rerun to resume it", file=sys.stderr)
+            return code
         print(f"[{i}/{len(planned)}] {exp.name}: done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
         client, experiment_id = _store()
     return 0

@@ -93,3 +93,29 @@ def test_runner_runs_then_skips_and_the_report_names_the_run(pipeline_repo, monk
     exp = client.get_experiment_by_name("cifar10-imbalance").experiment_id
     tagged = client.search_runs([exp], "tags.studies LIKE '%hidden layers%' and tags.stage = 'train-baseline'")
     assert len(tagged) == 1 and tagged[0].data.params["train.model.dense_units"] == "[]"  # the UI's filter
+
+
+def test_ctrl_c_lets_the_experiment_stop_by_itself_and_reraises(tmp_path):
+    import os
+    import signal
+    import threading
+
+    from scripts.studies import run_child
+
+    # A child that, like a training run, needs its SIGINT to finish cleanly (here: write a marker).
+    child = ("import signal, sys, time, pathlib\n"
+             "def stop(*_):\n"
+             f"    pathlib.Path({str(tmp_path / 'stopped')!r}).write_text('clean'); sys.exit(130)\n"
+             "signal.signal(signal.SIGINT, stop)\n"
+             f"pathlib.Path({str(tmp_path / 'ready')!r}).touch()\n"
+             "time.sleep(60)\n")
+
+    def interrupt():  # a `kill -INT` of the runner alone: the child does not get it
+        while not (tmp_path / "ready").exists():
+            threading.Event().wait(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        run_child([sys.executable, "-c", child], dict(os.environ), grace=0.5, patience=30)
+    assert (tmp_path / "stopped").read_text() == "clean"
