@@ -33,27 +33,25 @@ def _store():
     return client, (found.experiment_id if found else None)
 
 
-def run_child(cmd: list[str], env: dict[str, str], grace: float = 2.0, patience: float = 120.0) -> int:
+def run_child(cmd: list[str], env: dict[str, str], patience: float = 120.0) -> int:
     """Run one experiment's command and return its exit code.
 
-    On Ctrl-C the experiment is let stop by itself (a terminal's Ctrl-C reaches it too; a `kill -INT` of
-    this process alone does not, so it is passed on after `grace` seconds), so DVC cleans up its
-    temporary copy and training keeps the backup of its last completed epoch; after `patience` seconds
-    it is killed. The KeyboardInterrupt is then raised again.
+    The command runs in its own process group, and Ctrl-C (or `kill -INT` of this process) is passed to
+    the whole group: DVC ignores SIGINT while a stage runs, so the stage itself must get it. The
+    experiment then stops by itself (training keeps the backup of its last completed epoch, DVC removes
+    its temporary copy); a group still running after `patience` seconds is killed. The
+    KeyboardInterrupt is then raised again.
     """
-    proc = subprocess.Popen(cmd, env=env)
+    proc = subprocess.Popen(cmd, env=env, process_group=0)
     try:
         return proc.wait()
     except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGINT)
         try:
-            proc.wait(timeout=grace)
+            proc.wait(timeout=patience)
         except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=patience)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         raise
 
 

@@ -95,27 +95,32 @@ def test_runner_runs_then_skips_and_the_report_names_the_run(pipeline_repo, monk
     assert len(tagged) == 1 and tagged[0].data.params["train.model.dense_units"] == "[]"  # the UI's filter
 
 
-def test_ctrl_c_lets_the_experiment_stop_by_itself_and_reraises(tmp_path):
+def test_ctrl_c_reaches_the_whole_experiment_and_is_raised_again(tmp_path):
     import os
     import signal
     import threading
 
     from scripts.studies import run_child
 
-    # A child that, like a training run, needs its SIGINT to finish cleanly (here: write a marker).
-    child = ("import signal, sys, time, pathlib\n"
+    # Like `dvc exp run`: a parent that ignores SIGINT while its stage, a grandchild, needs SIGINT to stop
+    # cleanly (a training run keeps its backup); the runner was sent `kill -INT`, which nothing else got.
+    stage = ("import signal, sys, time, pathlib\n"
              "def stop(*_):\n"
              f"    pathlib.Path({str(tmp_path / 'stopped')!r}).write_text('clean'); sys.exit(130)\n"
              "signal.signal(signal.SIGINT, stop)\n"
              f"pathlib.Path({str(tmp_path / 'ready')!r}).touch()\n"
              "time.sleep(60)\n")
+    parent = ("import signal, subprocess, sys\n"  # as dvc/stage/run.py: start the stage, then ignore SIGINT
+              f"stage = subprocess.Popen([sys.executable, '-c', {stage!r}])\n"
+              "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+              "sys.exit(stage.wait())\n")
 
-    def interrupt():  # a `kill -INT` of the runner alone: the child does not get it
+    def interrupt():
         while not (tmp_path / "ready").exists():
             threading.Event().wait(0.05)
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt, daemon=True).start()
     with pytest.raises(KeyboardInterrupt):
-        run_child([sys.executable, "-c", child], dict(os.environ), grace=0.5, patience=30)
+        run_child([sys.executable, "-c", parent], dict(os.environ), patience=30)
     assert (tmp_path / "stopped").read_text() == "clean"
