@@ -2,8 +2,8 @@
 
 The frozen part of the backbone runs in inference mode, so its output is a fixed function of the
 image: it is computed once and every epoch of the head (and of fine-tuning) trains on the cache.
-With a cut of N blocks the cache is the input of the backbone's last N blocks, stored as float16
-(a 7x7 feature map is 37x larger than pooled features); without, the pooled features in float32.
+With a cut of N blocks the cache is the input of the backbone's last N blocks, stored as float16;
+without, the pooled features in float32.
 """
 from __future__ import annotations
 
