@@ -99,6 +99,7 @@ def test_ctrl_c_reaches_the_whole_experiment_and_is_raised_again(tmp_path):
     import os
     import signal
     import threading
+    import time
 
     from scripts.studies import run_child
 
@@ -117,7 +118,7 @@ def test_ctrl_c_reaches_the_whole_experiment_and_is_raised_again(tmp_path):
 
     def interrupt():
         while not (tmp_path / "ready").exists():
-            threading.Event().wait(0.05)
+            time.sleep(0.05)
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt, daemon=True).start()
