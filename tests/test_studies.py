@@ -30,12 +30,13 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
     assert planned["part3-defaults-seed43"].command()[:6] == ["dvc", "exp", "run", "--temp", "--force", "--name"]
 
 
-def _training_run(client, exp_id, name, model, accuracy, curve, seed=42, epochs=None, best=None):
+def _training_run(client, exp_id, name, model, accuracy, curve, seed=42, epochs=None, best=None, restore=True):
     stage = {"baseline": "train-baseline", "augmented": "train-augmented"}[model]
     run_ = client.create_run(exp_id, run_name=stage, tags={"stage": stage, "dvc_exp_name": name, "git_commit": "abc1234def",
                                                            "cpu": "Test CPU"})
     rid = run_.info.run_id
-    for key, value in {"base.seed": seed, "train.precision": "float32", "train.epochs": 50}.items():
+    for key, value in {"base.seed": seed, "train.precision": "float32", "train.epochs": 50,
+                       "train.early_stopping.restore_best_weights": restore}.items():
         client.log_param(rid, key, str(value))
     history = [Metric("val_accuracy", v, 0, e + 1) for e, v in enumerate(curve)]
     history += [Metric("val_loss", 1 - v, 0, e + 1) for e, v in enumerate(curve)]
@@ -54,12 +55,16 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     for variant, acc in (("0", 0.79), ("2", 0.70)):  # with the reference's 0.80: neither rising nor falling
         _training_run(client, exp, f"part2-hidden-layers-{variant}", "baseline", acc, [0.5, acc])
     for seed, acc in ((42, 0.72), (43, 0.74)):
-        _training_run(client, exp, f"part3-defaults-seed{seed}", "baseline", acc, [0.6, 0.7], seed=seed)
+        _training_run(client, exp, f"part3-defaults-seed{seed}", "baseline", acc, [0.6, 0.7, 0.65], seed=seed, best=2)
+    # Same seeds without restoring: the last epoch's weights are kept (val 0.68 / 0.71 against 0.70 restored).
+    _training_run(client, exp, "part3-no-restore-seed42", "baseline", 0.73, [0.6, 0.7, 0.68], best=2, restore=False)
+    _training_run(client, exp, "part3-no-restore-seed43", "baseline", 0.77, [0.6, 0.7, 0.71], seed=43, best=2,
+                  restore=False)
     records = {e.name: trained_models(client, exp, e.name) for e in experiments()}
     monkeypatch.chdir(tmp_path)
     page = studies_markdown(records, "test", tmp_path / "figures")
 
-    assert "7 of 19 planned experiments have finished" in page
+    assert "9 of 19 planned experiments have finished" in page
     activation = page.split("### activation")[1].split("###")[0]
     assert "**Holds** here: ranking by test accuracy: relu 0.8000, tanh 0.7500, sigmoid 0.6000" in activation
     assert "| sigmoid | `part2-activation-sigmoid` | 42 | `abc1234def` | float32 | 3 | 3 | 0.6000 | 0.6000 | 500 |" in activation
@@ -70,8 +75,14 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     assert "spread over 2 seeds of part 3 (the same CNN on the imbalanced set) is 0.020" in page
     assert "**Not yet checked**" in page.split("### optimizer")[1].split("###")[0]
     baseline = page.split("### baseline")[1].split("###")[0]
-    assert "| accuracy | 0.78 | 0.730 (0.720–0.740) (2) |" in baseline  # mean (min–max) (n) beside the study
-    assert "accuracy +0.050 (study outside our band)" in page
+    assert "| accuracy | 0.78 | 0.730 (0.720 to 0.740) (2) | 0.750 (0.730 to 0.770) (2) |" in baseline
+    assert "| val accuracy of the kept weights | – | 0.700 (0.700 to 0.700) (2) | 0.695 (0.680 to 0.710) (2) |" in baseline
+    gap = page.split("### The gap")[1].split("###")[0]
+    assert "the study minus our mean over 2 default seed(s): accuracy +0.050 (study outside our band)" in gap
+    # Paired by seed: no-restore minus defaults is +0.01 and +0.03 on test accuracy, -0.02 and +0.01 on val.
+    assert ("no-restore minus the defaults, seed by seed (42, 43): val accuracy of the kept weights -0.005 "
+            "(-0.020 to +0.010); test accuracy +0.020 (+0.010 to +0.030);") in gap
+    assert "The study's accuracy is +0.030 from this setup's mean. 2 of 3 seeds so far: no verdict yet." in gap
     assert "`part3-defaults-seed44`" in page.split("**Still to run**")[1].split("\n")[0]
 
 
@@ -125,3 +136,27 @@ def test_ctrl_c_reaches_the_whole_experiment_and_is_raised_again(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_child([sys.executable, "-c", parent], dict(os.environ), patience=30)
     assert (tmp_path / "stopped").read_text() == "clean"
+
+
+def _trained(name, acc, ips=500.0, val=(0.6, 0.7, 0.65), restore=True):
+    from cifar10.studies.records import Trained
+
+    metrics = {"test_accuracy": acc, "test_macro_f1": acc, "test_recall_cat": 0.3, "test_recall_dog": 0.4,
+               "epochs_run": len(val), "best_epoch": 2, "train_images_per_s": ips}
+    return Trained(name, "baseline", "id", metrics, {"train.early_stopping.restore_best_weights": str(restore)}, {},
+                   {"val_accuracy": list(val)})
+
+
+def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_is_placed_in_the_band():
+    from cifar10.studies.part3 import gap_lines
+
+    defaults = {s: {"baseline": _trained(f"d{s}", acc)} for s, acc in ((42, 0.72), (43, 0.74), (44, 0.73))}
+    rises = {s: {"baseline": _trained(f"n{s}", 0.75, val=(0.6, 0.7, 0.72), restore=False)} for s in defaults}
+    mixed = {**rises, 44: {"baseline": _trained("n44", 0.75, val=(0.6, 0.7, 0.69), restore=False)}}
+    bf16 = {42: {"baseline": _trained("b42", 0.735, ips=250.0)}}
+    lines = "\n".join(gap_lines({"defaults": defaults, "no-restore": rises, "val-accuracy": mixed,
+                                 "mixed_bfloat16": bf16}))
+    assert "no-restore minus the defaults, seed by seed (42, 43, 44): val accuracy of the kept weights +0.020" in lines
+    assert "Raises validation accuracy on every seed: proposed as the default (chosen on validation only)." in lines
+    assert "Does not raise validation accuracy on every seed: the defaults stay." in lines  # seed 44 fell
+    assert "Inside the float32 seed band on all four test figures; 0.50x the float32 images/s of the same seed." in lines

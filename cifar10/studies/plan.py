@@ -61,10 +61,11 @@ def _slug(text: str) -> str:
 
 
 def experiments() -> list[Experiment]:
-    """Every experiment, in the order they run: the part-3 band first (it decides whether bfloat16 is
-    inside the float32 seed band), the bfloat16 parity runs, then part 2, then the setup questions."""
-    out = [Experiment(f"part3-defaults-seed{s}", "part3", (*PART3_COMMON, f"base.seed={s}"), "compare",
-                      {"setup": "defaults", "seed": s}) for s in SEEDS]
+    """Every experiment, in the order they run: part 3 seed by seed (each seed runs the defaults and every
+    setup question before the next seed starts, so a stopped queue leaves paired comparisons), the
+    bfloat16 parity run, then part 2."""
+    out = [Experiment(f"part3-{setup}-seed{s}", "part3", (*PART3_COMMON, f"base.seed={s}", *overrides), "compare",
+                      {"setup": setup, "seed": s}) for s in SEEDS for setup, overrides in SETUPS.items()]
     out.append(Experiment("bf16-seed42", "bf16", (*PART3_COMMON, "base.seed=42", "train.precision=mixed_bfloat16"),
                           "compare", {"setup": "mixed_bfloat16", "seed": 42}))
     seen: dict[tuple[str, ...], Experiment] = {}
@@ -78,10 +79,6 @@ def experiments() -> list[Experiment]:
                              {"study": study, "variant": variant})
             seen[overrides] = exp
             out.append(exp)
-    for setup, overrides in SETUPS.items():
-        if overrides:
-            out += [Experiment(f"part3-{setup}-seed{s}", "part3", (*PART3_COMMON, f"base.seed={s}", *overrides),
-                               "compare", {"setup": setup, "seed": s}) for s in SEEDS]
     return out
 
 

@@ -5,12 +5,11 @@ precision and CPU. Experiments without records are listed as still to run.
 """
 from __future__ import annotations
 
-import statistics
 from pathlib import Path
 from typing import Callable
 
-from cifar10.reporting.reference import STUDY
-from cifar10.studies.plan import PART2, SEEDS, SETUPS, experiments, variants_of
+from cifar10.studies.part3 import band_tables, gap_lines, setups_of
+from cifar10.studies.plan import PART2, SEEDS, experiments, variants_of
 from cifar10.studies.records import Trained
 
 FIGURES = Path("figures/studies")
@@ -148,33 +147,12 @@ def part2_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
     return out
 
 
-def _band(values: list[float]) -> str:
-    return f"{statistics.mean(values):.3f} ({min(values):.3f}–{max(values):.3f})" if values else "–"
-
-
-_FIGURES = (("accuracy", "test_accuracy", lambda s: s["accuracy"]),
-            ("macro F1", "test_macro_f1", lambda s: s["macro"]["f1"]),
-            ("cat recall", "test_recall_cat", lambda s: s["per_class"]["cat"]["recall"]),
-            ("dog recall", "test_recall_dog", lambda s: s["per_class"]["dog"]["recall"]))
-
-
 def part3_section(records: dict[str, dict[str, Trained]]) -> list[str]:
+    setups = setups_of(records)
     out = ["## Part 3: the imbalance models over seeds", "",
-           "Mean and (min–max) over the seeds that have finished, beside the study's published figure. Each "
+           "Mean (min to max) (n) over the seeds that have finished, beside the study's published figure. Each "
            "setup runs on the same seeds; the runs are listed below with their CPU.", ""]
-    setups = {setup: [records.get(f"part3-{setup}-seed{s}", {}) for s in SEEDS] for setup in SETUPS}
-    setups["mixed_bfloat16"] = [records.get("bf16-seed42", {})]
-    for model in ("baseline", "augmented"):
-        header = ["figure", "study", *(f"{k} (n)" for k in setups)]
-        out += [f"### {model}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-        for label, key, study in _FIGURES:
-            cells = []
-            for runs in setups.values():
-                values = [r[model].metrics[key] for r in runs if model in r]
-                cells.append(f"{_band(values)} ({len(values)})")
-            out.append(f"| {label} | {study(STUDY[model]):.2f} | " + " | ".join(cells) + " |")
-        out.append("")
-    out += gap_lines(setups)
+    out += band_tables(setups) + gap_lines(setups)
     out += ["### Runs", "",
             "| experiment | model | seed | precision | commit | CPU | epochs (best) | test accuracy | images/s |",
             "| --- | --- | ---: | --- | --- | --- | ---: | ---: | ---: |"]
@@ -184,38 +162,6 @@ def part3_section(records: dict[str, dict[str, Trained]]) -> list[str]:
                 out.append(f"| `{name}` | {model} | {r.seed} | {r.precision} | `{r.commit}` | {r.cpu} | "
                            f"{int(r.metrics['epochs_run'])} ({int(r.metrics['best_epoch'])}) | "
                            f"{r.metrics['test_accuracy']:.4f} | {r.metrics['train_images_per_s']:.0f} |")
-    return out + [""]
-
-
-def gap_lines(setups: dict[str, list[dict[str, Trained]]]) -> list[str]:
-    """The gap to the study and what each setup and bfloat16 change, computed from the runs."""
-    out = ["### The gap, and what moves it", ""]
-    base = setups["defaults"]
-    for model in ("baseline", "augmented"):
-        ours = {label: [r[model].metrics[key] for r in base if model in r] for label, key, _ in _FIGURES}
-        if not ours["accuracy"]:
-            continue
-        parts = []
-        for label, key, study in _FIGURES:
-            values, ref = ours[label], study(STUDY[model])
-            inside = "inside" if min(values) <= ref <= max(values) else "outside"
-            parts.append(f"{label} {ref - statistics.mean(values):+.3f} (study {inside} our band)")
-        n = len(ours["accuracy"])
-        out.append(f"- **{model}**, study minus our mean over {n} seed(s): " + "; ".join(parts) + ".")
-        for setup, runs in setups.items():
-            values = [r[model].metrics["test_accuracy"] for r in runs if model in r]
-            if setup == "defaults" or not values:
-                continue
-            shift = statistics.mean(values) - statistics.mean(ours["accuracy"])
-            line = f"  - {setup}: accuracy {shift:+.3f} against the defaults ({len(values)} run(s))"
-            if setup == "mixed_bfloat16":
-                fast = [r[model].metrics["train_images_per_s"] for r in runs if model in r]
-                slow = [r[model].metrics["train_images_per_s"] for r in base if model in r]
-                inside = all(min(ours[label]) <= statistics.mean([r[model].metrics[key] for r in runs if model in r])
-                             <= max(ours[label]) for label, key, _ in _FIGURES)
-                line += (f"; {'inside' if inside else 'outside'} the float32 seed band on all four figures; "
-                         f"{statistics.mean(fast) / statistics.mean(slow):.2f}x the float32 images/s")
-            out.append(line)
     return out + [""]
 
 

@@ -1,0 +1,117 @@
+"""Part 3 of STUDIES.md: the imbalance models over seeds, the gap to the study and what each setup moves.
+
+A setup is compared with the defaults seed by seed (same seed, so the same split and initial weights),
+which keeps seed noise out of the shift it causes. Setups are judged on validation figures only: the
+val accuracy of the weights a run keeps (its best epoch when early stopping restores them, its last
+epoch otherwise). Test figures are reported beside it and never used to choose.
+"""
+from __future__ import annotations
+
+import statistics
+from typing import Callable
+
+from cifar10.reporting.reference import STUDY
+from cifar10.studies.plan import SEEDS, SETUPS
+from cifar10.studies.records import Trained
+
+MODELS = ("baseline", "augmented")
+# (label, metric logged on the training run, the study's figure from its published report)
+FIGURES: tuple[tuple[str, str, Callable[[dict], float]], ...] = (
+    ("accuracy", "test_accuracy", lambda s: s["accuracy"]),
+    ("macro F1", "test_macro_f1", lambda s: s["macro"]["f1"]),
+    ("cat recall", "test_recall_cat", lambda s: s["per_class"]["cat"]["recall"]),
+    ("dog recall", "test_recall_dog", lambda s: s["per_class"]["dog"]["recall"]),
+)
+UNMEASURED = ("Not measurable here, so still open: the local images are a JPEG re-encoding of CIFAR-10 (the study "
+              "trained on the original pixels); the study's dropout rates are not published (ours are the "
+              "params' defaults); and whether its early stopping watched the test set, which ours never does.")
+Setups = dict[str, dict[int, dict[str, Trained]]]  # setup -> seed -> model -> run
+
+
+def kept_val_accuracy(r: Trained) -> float:
+    """Val accuracy of the weights the run ended with: early stopping's best epoch if it restored them."""
+    curve = r.curves["val_accuracy"]
+    restored = r.params.get("train.early_stopping.restore_best_weights", "True").lower() == "true"
+    return curve[(int(r.metrics["best_epoch"]) if restored else len(curve)) - 1]
+
+
+def setups_of(records: dict[str, dict[str, Trained]]) -> Setups:
+    """Every part-3 setup's finished runs by seed; bfloat16 parity is a setup of one seed."""
+    out: Setups = {setup: {s: records[f"part3-{setup}-seed{s}"] for s in SEEDS if records.get(f"part3-{setup}-seed{s}")}
+                   for setup in SETUPS}
+    out["mixed_bfloat16"] = {42: records["bf16-seed42"]} if records.get("bf16-seed42") else {}
+    return out
+
+
+def _band(values: list[float], sign: str = "") -> str:
+    return f"{statistics.mean(values):{sign}.3f} ({min(values):{sign}.3f} to {max(values):{sign}.3f})" if values else "–"
+
+
+def _values(runs: dict[int, dict[str, Trained]], model: str, value: Callable[[Trained], float]) -> list[float]:
+    return [value(r[model]) for r in runs.values() if model in r]
+
+
+def band_tables(setups: Setups) -> list[str]:
+    """Per model: mean (min to max) (n) of each figure under each setup, beside the study's figure."""
+    out = []
+    for model in MODELS:
+        header = ["figure", "study", *(f"{k} (n)" for k in setups)]
+        out += [f"### {model}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+        for label, key, study in FIGURES:
+            cells = [f"{_band(v)} ({len(v)})" for v in (_values(runs, model, lambda r, k=key: r.metrics[k])
+                                                        for runs in setups.values())]
+            out.append(f"| {label} | {study(STUDY[model]):.2f} | " + " | ".join(cells) + " |")
+        cells = [f"{_band(v)} ({len(v)})" for v in (_values(runs, model, kept_val_accuracy) for runs in setups.values())]
+        out += ["| val accuracy of the kept weights | – | " + " | ".join(cells) + " |", ""]
+    return out
+
+
+def _paired(runs: dict[int, dict[str, Trained]], defaults: dict[int, dict[str, Trained]], model: str,
+            value: Callable[[Trained], float]) -> tuple[list[int], list[float]]:
+    seeds = [s for s in runs if model in runs[s] and model in defaults.get(s, {})]
+    return seeds, [value(runs[s][model]) - value(defaults[s][model]) for s in seeds]
+
+
+def gap_lines(setups: Setups) -> list[str]:
+    """The gap to the study over the default seeds, then each setup's paired shift and the gap left after it."""
+    out = ["### The gap, and what moves it", ""]
+    defaults = setups["defaults"]
+    for model in MODELS:
+        ours = {label: _values(defaults, model, lambda r, k=key: r.metrics[k]) for label, key, _ in FIGURES}
+        if not ours["accuracy"]:
+            continue
+        parts = [f"{label} {study(STUDY[model]) - statistics.mean(ours[label]):+.3f} (study "
+                 f"{'inside' if min(ours[label]) <= study(STUDY[model]) <= max(ours[label]) else 'outside'} our band)"
+                 for label, _, study in FIGURES]
+        out.append(f"- **{model}**, the study minus our mean over {len(ours['accuracy'])} default seed(s): "
+                   + "; ".join(parts) + ".")
+        for setup, runs in setups.items():
+            if setup != "defaults":
+                out += _setup_line(setup, runs, defaults, model, ours)
+    return out + ["", UNMEASURED, ""]
+
+
+def _setup_line(setup: str, runs, defaults, model: str, ours: dict[str, list[float]]) -> list[str]:
+    seeds, val = _paired(runs, defaults, model, kept_val_accuracy)
+    if not seeds:
+        return []
+    shifts = [f"{label} {_band(_paired(runs, defaults, model, lambda r, k=key: r.metrics[k])[1], '+')}"
+              for label, key, _ in FIGURES]
+    left = STUDY[model]["accuracy"] - statistics.mean(_values(runs, model, lambda r: r.metrics["test_accuracy"]))
+    line = (f"  - {setup} minus the defaults, seed by seed ({', '.join(map(str, seeds))}): val accuracy of the kept "
+            f"weights {_band(val, '+')}; test {'; '.join(shifts)}. The study's accuracy is {left:+.3f} from this "
+            "setup's mean.")
+    if setup == "mixed_bfloat16":
+        outside = [label for label, key, _ in FIGURES if not min(ours[label]) <= statistics.mean(
+            _values(runs, model, lambda r, k=key: r.metrics[k])) <= max(ours[label])]
+        speed = [runs[s][model].metrics["train_images_per_s"] / defaults[s][model].metrics["train_images_per_s"]
+                 for s in seeds]
+        band = ("Inside the float32 seed band on all four test figures" if not outside
+                else "Outside the float32 seed band on " + ", ".join(outside))
+        line += f" {band}; {statistics.mean(speed):.2f}x the float32 images/s of the same seed."
+    elif len(seeds) == len(SEEDS):
+        line += (" Raises validation accuracy on every seed: proposed as the default (chosen on validation only)."
+                 if min(val) > 0 else " Does not raise validation accuracy on every seed: the defaults stay.")
+    else:
+        line += f" {len(seeds)} of {len(SEEDS)} seeds so far: no verdict yet."
+    return [line]
