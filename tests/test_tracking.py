@@ -1,6 +1,7 @@
 """The tracking layer against a real SQLite MLflow store: names, tags, grouping, failures."""
 from __future__ import annotations
 
+import re
 import socket
 import time
 
@@ -56,6 +57,8 @@ def test_stage_runs_are_named_tagged_grouped_and_log_their_sections(mlflow_uri, 
     assert download.data.tags["dvc_exp_name"] == "lucid-lamb"
     assert download.data.tags["dvc_exp_baseline"] == "abc123"
     assert len(download.data.tags["git_commit"]) in (40, 7) or download.data.tags["git_commit"] == "unknown"
+    # The machine kind, which decides speed and float results: model name, family/model, bf16/AMX units.
+    assert re.fullmatch(r".+ \(family \w+ model \w+; (no )?avx512_bf16, (no )?amx\)", download.data.tags["cpu"])
     assert download.data.params["download.checksum"] == params.download.checksum
     assert download.data.params["tracking.experiment"] == "cifar10-imbalance"
     assert imbalance.data.params["imbalance.classes"] == '["cat", "dog"]'

@@ -53,14 +53,19 @@ def pipeline_group() -> str:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (this project's machines differ: float results and speeds depend on it)."""
+    """The CPU's model name, family/model numbers and matrix extensions, e.g. `Intel(R) Xeon(R) Processor
+    (family 6 model 207; avx512_bf16, no amx)`: this project's machines share a model name but not their
+    speed or float results, which the bfloat16/AMX units decide."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                    if ":" in line)
     except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+        return platform.processor() or "unknown CPU"
+    info = {k.strip(): v.strip() for k, v in info.items()}
+    flags = set(info.get("flags", "").split())
+    units = ", ".join(name if flag in flags else f"no {name}" for flag, name in (("avx512_bf16", "avx512_bf16"),
+                                                                                   ("amx_tile", "amx")))
+    return f"{info.get('model name', 'unknown CPU')} (family {info.get('cpu family', '?')} model {info.get('model', '?')}; {units})"
 
 
 def machine() -> str:
@@ -68,7 +73,7 @@ def machine() -> str:
     import tensorflow as tf
 
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} cores ({cpu_model()}), {mem:.0f} GiB RAM, no GPU, Python {platform.python_version()}, "
+    return (f"{os.cpu_count()} cores of {cpu_model()}, {mem:.0f} GiB RAM, no GPU, Python {platform.python_version()}, "
             f"TensorFlow {tf.__version__}")
 
 
