@@ -69,6 +69,7 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     assert "**Holds** here: ranking by test accuracy: relu 0.8000, tanh 0.7500, sigmoid 0.6000" in activation
     assert "| sigmoid | `part2-activation-sigmoid` | 42 | `abc1234def` | float32 | 3 | 3 | 0.6000 | 0.6000 | 500 |" in activation
     assert (tmp_path / "figures" / "activation.png").stat().st_size > 5000
+    assert (tmp_path / "figures" / "part3.png").stat().st_size > 5000 and "![part 3](" in page
     hidden = page.split("### hidden layers")[1].split("###")[0]
     assert "**Does not hold** here: test accuracy 0.7900 (0) < 0.8000 (1) > 0.7000 (2)" in hidden
     assert "Within the epochs every variant ran (1-2), best val accuracy: 0 0.7900, 1 0.7000, 2 0.7000." in hidden

@@ -8,6 +8,7 @@ epoch otherwise). Test figures are reported beside it and never used to choose.
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Callable
 
 from cifar10.reporting.reference import STUDY
@@ -64,6 +65,36 @@ def band_tables(setups: Setups) -> list[str]:
         cells = [f"{_band(v)} ({len(v)})" for v in (_values(runs, model, kept_val_accuracy) for runs in setups.values())]
         out += ["| val accuracy of the kept weights | – | " + " | ".join(cells) + " |", ""]
     return out
+
+
+def band_figure(setups: Setups, path: Path) -> None:
+    """One panel per model and test figure: each seed's value under each setup, the study's as a line."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 5))
+    axes = fig.subplots(len(MODELS), len(FIGURES), sharex=True)
+    names = list(setups)
+    for row, model in zip(axes, MODELS):
+        for ax, (label, key, study) in zip(row, FIGURES):
+            for x, runs in enumerate(setups.values()):
+                for seed, r in runs.items():
+                    if model in r:  # seeds side by side, so equal values stay visible
+                        i = SEEDS.index(seed)
+                        ax.plot(x + 0.12 * (i - 1), r[model].metrics[key], "o", color=f"C{i}", label=f"seed {seed}")
+            ax.axhline(study(STUDY[model]), color="black", linestyle="--", linewidth=1, label="study")
+            ax.set_title(f"{model}: {label}", fontsize=9)
+            ax.set_xticks(range(len(names)), names, rotation=30, fontsize=7)
+            ax.set_xlim(-0.5, len(names) - 0.5)
+            ax.grid(alpha=0.3)
+    handles: dict = {}  # one legend entry per seed and the study line, from whichever panels have them
+    for ax in axes.flat:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="upper right", fontsize=7)
+    fig.suptitle("Part 3: test figures per seed and setup (dashed: the study)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.93, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=72)
 
 
 def _paired(runs: dict[int, dict[str, Trained]], defaults: dict[int, dict[str, Trained]], model: str,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from cifar10.studies.part3 import band_tables, gap_lines, setups_of
+from cifar10.studies.part3 import band_figure, band_tables, gap_lines, setups_of
 from cifar10.studies.plan import PART2, SEEDS, experiments, variants_of
 from cifar10.studies.records import Trained
 
@@ -147,11 +147,15 @@ def part2_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
     return out
 
 
-def part3_section(records: dict[str, dict[str, Trained]]) -> list[str]:
+def part3_section(records: dict[str, dict[str, Trained]], figures: Path) -> list[str]:
     setups = setups_of(records)
     out = ["## Part 3: the imbalance models over seeds", "",
            "Mean (min to max) (n) over the seeds that have finished, beside the study's published figure. Each "
            "setup runs on the same seeds; the runs are listed below with their CPU.", ""]
+    if any(setups.values()):
+        path = figures / "part3.png"
+        band_figure(setups, path)
+        out += [f"![part 3]({path.as_posix()})", ""]
     out += band_tables(setups) + gap_lines(setups)
     out += ["### Runs", "",
             "| experiment | model | seed | precision | commit | CPU | epochs (best) | test accuracy | images/s |",
@@ -174,4 +178,4 @@ def studies_markdown(records: dict[str, dict[str, Trained]], command: str, figur
            f"run logged). {len(planned) - len(todo)} of {len(planned)} planned experiments have finished.", ""]
     if todo:
         out += ["**Still to run** (`python -m scripts.studies run` resumes): " + ", ".join(f"`{t}`" for t in todo), ""]
-    return "\n".join(out + part2_section(records, figures) + part3_section(records))
+    return "\n".join(out + part2_section(records, figures) + part3_section(records, figures))
