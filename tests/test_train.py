@@ -168,6 +168,32 @@ def test_sigkill_after_an_epoch_then_rerun_ends_like_an_uninterrupted_run(uninte
     assert not list(root.glob(".train_backup/*"))
 
 
+@pytest.mark.slow
+def test_ctrl_c_stops_training_with_one_line_keeps_the_backup_and_marks_the_run_killed(tmp_path):
+    root = _project(tmp_path / "project")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "stages.train", "--variant", "baseline"], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(root.glob(".train_backup/baseline-*/state.npz")):
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "no epoch finished within 120 s"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == ("stopped: stages.train was interrupted; no output was written (a training "
+                                            "stage resumes from its last completed epoch when run again)")
+    assert not (root / "models/baseline.keras").exists() and list(root.glob(".train_backup/baseline-*/state.npz"))
+    _, runs = _stage_runs(uri, "train-baseline")
+    assert [r.info.status for r in runs] == ["KILLED"]
+
+
 def test_impossible_model_fails_before_any_work(tmp_path, monkeypatch, mlflow_uri, capsys):
     root = _project(tmp_path / "project")
     params = _stage_params()

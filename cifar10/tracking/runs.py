@@ -43,7 +43,7 @@ def peak_rss_mb() -> float:
 def stage_run(stage: str, params: Params, sections: Sequence[str]) -> Iterator[Tracker]:
     """Open the run of `stage` with the params of `sections` logged; yield its Tracker.
 
-    The run ends FINISHED, or FAILED if the block raises; either way it gets the stage's cost
+    The run ends FINISHED, KILLED on Ctrl-C, or FAILED if the block raises; either way it gets the stage's cost
     (`stage_wall_time_s`, `peak_rss_mb`) and, if MLflow missed anything, a warning on stderr.
     """
     with bounded_http_client():
@@ -63,6 +63,9 @@ def stage_run(stage: str, params: Params, sections: Sequence[str]) -> Iterator[T
         try:
             yield tracker
             status = "FINISHED"
+        except KeyboardInterrupt:
+            status = "KILLED"  # stopped by the user, not broken: the UI's status column tells them apart
+            raise
         finally:
             # Every stage reports its cost the same way, so the benchmark and RESULTS read them from MLflow.
             tracker.log_metrics({"stage_wall_time_s": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()})
