@@ -132,21 +132,28 @@ def test_mlflow_run_holds_curves_per_class_metrics_and_artifacts(uninterrupted):
     assert not list((root / ".train_backup").glob("*"))  # deleted after success
 
 
+def _signal_after_first_epoch(root, uri: str, signum: int) -> subprocess.Popen:
+    """Start train-baseline in `root`, send `signum` once its first epoch is backed up; return the process."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "stages.train", "--variant", "baseline"], cwd=root, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(root.glob(".train_backup/baseline-*/state.npz")):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(f"no epoch backed up within 120 s: {proc.communicate()[1]}")
+        time.sleep(0.01)
+    proc.send_signal(signum)
+    return proc
+
+
 @pytest.mark.slow
 def test_sigkill_after_an_epoch_then_rerun_ends_like_an_uninterrupted_run(uninterrupted, tmp_path, monkeypatch):
     reference, _ = uninterrupted
     root = _project(tmp_path / "project")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "stages.train", "--variant", "baseline"], cwd=root, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = _signal_after_first_epoch(root, uri, signal.SIGKILL)
     try:
-        deadline = time.monotonic() + 120
-        while not list(root.glob(".train_backup/baseline-*/state.npz")):
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "no epoch finished within 120 s"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
@@ -172,16 +179,8 @@ def test_sigkill_after_an_epoch_then_rerun_ends_like_an_uninterrupted_run(uninte
 def test_ctrl_c_stops_training_with_one_line_keeps_the_backup_and_marks_the_run_killed(tmp_path):
     root = _project(tmp_path / "project")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "stages.train", "--variant", "baseline"], cwd=root, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = _signal_after_first_epoch(root, uri, signal.SIGINT)
     try:
-        deadline = time.monotonic() + 120
-        while not list(root.glob(".train_backup/baseline-*/state.npz")):
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "no epoch finished within 120 s"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
