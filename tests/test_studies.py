@@ -161,3 +161,5 @@ def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_i
     assert "Raises validation accuracy on every seed: proposed as the default (chosen on validation only)." in lines
     assert "Does not raise validation accuracy on every seed: the defaults stay." in lines  # seed 44 fell
     assert "Inside the float32 seed band on all four test figures; 0.50x the float32 images/s of the same seed." in lines
+    one = "\n".join(gap_lines({"defaults": {42: defaults[42]}, "no-restore": {}, "val-accuracy": {}, "mixed_bfloat16": {}}))
+    assert "over 1 default seed(s): accuracy +0.060; macro F1 +0.040;" in one  # one seed has no band to be outside of

@@ -45,7 +45,10 @@ def setups_of(records: dict[str, dict[str, Trained]]) -> Setups:
 
 
 def _band(values: list[float], sign: str = "") -> str:
-    return f"{statistics.mean(values):{sign}.3f} ({min(values):{sign}.3f} to {max(values):{sign}.3f})" if values else "–"
+    """`mean (min to max)`; one value alone has no band."""
+    if len(values) < 2:
+        return f"{values[0]:{sign}.3f}" if values else "–"
+    return f"{statistics.mean(values):{sign}.3f} ({min(values):{sign}.3f} to {max(values):{sign}.3f})"
 
 
 def _values(runs: dict[int, dict[str, Trained]], model: str, value: Callable[[Trained], float]) -> list[float]:
@@ -111,9 +114,9 @@ def gap_lines(setups: Setups) -> list[str]:
         ours = {label: _values(defaults, model, lambda r, k=key: r.metrics[k]) for label, key, _ in FIGURES}
         if not ours["accuracy"]:
             continue
-        parts = [f"{label} {study(STUDY[model]) - statistics.mean(ours[label]):+.3f} (study "
-                 f"{'inside' if min(ours[label]) <= study(STUDY[model]) <= max(ours[label]) else 'outside'} our band)"
-                 for label, _, study in FIGURES]
+        parts = [f"{label} {study(STUDY[model]) - statistics.mean(ours[label]):+.3f}" + (
+                 f" (study {'inside' if min(ours[label]) <= study(STUDY[model]) <= max(ours[label]) else 'outside'}"
+                 " our band)" if len(ours[label]) > 1 else "") for label, _, study in FIGURES]
         out.append(f"- **{model}**, the study minus our mean over {len(ours['accuracy'])} default seed(s): "
                    + "; ".join(parts) + ".")
         for setup, runs in setups.items():
