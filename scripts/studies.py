@@ -55,9 +55,21 @@ def run_child(cmd: list[str], env: dict[str, str], patience: float = 120.0) -> i
         raise
 
 
+def stoppable() -> None:
+    """Make Ctrl-C, `kill -INT` and `kill` (SIGTERM) raise KeyboardInterrupt here, and let the experiment's
+    processes get SIGINT: a shell starts `nohup … &` with SIGINT ignored, and an ignored signal stays
+    ignored in every child, so neither this runner nor the training stage would ever see it."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)  # a handler, unlike SIG_IGN, is reset to the default in children
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> int:
     from cifar10.studies.records import finished
 
+    stoppable()
     client, experiment_id = _store()
     planned = [e for e in experiments() if only in (None, e.part) and (not names or e.name in names)]
     for i, exp in enumerate(planned, 1):

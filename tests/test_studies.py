@@ -107,6 +107,21 @@ def test_runner_runs_then_skips_and_the_report_names_the_run(pipeline_repo, monk
     assert len(tagged) == 1 and tagged[0].data.params["train.model.dense_units"] == "[]"  # the UI's filter
 
 
+def _experiment_mimic(tmp_path) -> str:
+    """Like `dvc exp run`: a parent that ignores SIGINT while its stage, a grandchild, needs SIGINT to stop
+    cleanly (a training run keeps its backup; Python's default handler, as a stage has)."""
+    stage = ("import sys, time, pathlib\n"
+             f"pathlib.Path({str(tmp_path / 'ready')!r}).touch()\n"
+             "try:\n"
+             "    time.sleep(60)\n"
+             "except KeyboardInterrupt:\n"
+             f"    pathlib.Path({str(tmp_path / 'stopped')!r}).write_text('clean'); sys.exit(130)\n")
+    return ("import signal, subprocess, sys\n"  # as dvc/stage/run.py: start the stage, then ignore SIGINT
+            f"stage = subprocess.Popen([sys.executable, '-c', {stage!r}])\n"
+            "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+            "sys.exit(stage.wait())\n")
+
+
 def test_ctrl_c_reaches_the_whole_experiment_and_is_raised_again(tmp_path):
     import os
     import signal
@@ -115,18 +130,7 @@ def test_ctrl_c_reaches_the_whole_experiment_and_is_raised_again(tmp_path):
 
     from scripts.studies import run_child
 
-    # Like `dvc exp run`: a parent that ignores SIGINT while its stage, a grandchild, needs SIGINT to stop
-    # cleanly (a training run keeps its backup); the runner was sent `kill -INT`, which nothing else got.
-    stage = ("import signal, sys, time, pathlib\n"
-             "def stop(*_):\n"
-             f"    pathlib.Path({str(tmp_path / 'stopped')!r}).write_text('clean'); sys.exit(130)\n"
-             "signal.signal(signal.SIGINT, stop)\n"
-             f"pathlib.Path({str(tmp_path / 'ready')!r}).touch()\n"
-             "time.sleep(60)\n")
-    parent = ("import signal, subprocess, sys\n"  # as dvc/stage/run.py: start the stage, then ignore SIGINT
-              f"stage = subprocess.Popen([sys.executable, '-c', {stage!r}])\n"
-              "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-              "sys.exit(stage.wait())\n")
+    parent = _experiment_mimic(tmp_path)  # the runner is sent `kill -INT`, which nothing else gets
 
     def interrupt():
         while not (tmp_path / "ready").exists():
@@ -163,3 +167,27 @@ def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_i
     assert "Inside the float32 seed band on all four test figures; 0.50x the float32 images/s of the same seed." in lines
     one = "\n".join(gap_lines({"defaults": {42: defaults[42]}, "no-restore": {}, "val-accuracy": {}, "mixed_bfloat16": {}}))
     assert "over 1 default seed(s): accuracy +0.060; macro F1 +0.040;" in one  # one seed has no band to be outside of
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_runner_started_in_the_background_still_stops_cleanly(tmp_path, signame):
+    import signal
+    import subprocess
+    import time
+
+    # `nohup python -m scripts.studies run &` from a script starts with SIGINT ignored, and its children
+    # inherit that: before stoppable(), `kill -INT` reached nothing and the stage trained on.
+    runner = ("import sys\n"
+              "from scripts.studies import run_child, stoppable\n"
+              "stoppable()\n"
+              "try:\n"
+              f"    run_child([sys.executable, '-c', {_experiment_mimic(tmp_path)!r}], {{}}, patience=30)\n"
+              "except KeyboardInterrupt:\n"
+              "    sys.exit(130)\n")
+    proc = subprocess.Popen([sys.executable, "-c", runner], preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "ready").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(getattr(signal, signame))
+    assert proc.wait(timeout=60) == 130
+    assert (tmp_path / "stopped").read_text() == "clean"
