@@ -107,6 +107,32 @@ def test_two_runs_give_identical_metrics_and_weights(tiny_train):
     assert history1[0]["loss"] != history1[1]["loss"]  # it trained, so the equality is not vacuous
 
 
+def test_balanced_accuracy_is_the_mean_recall_of_the_classes_seen():
+    from cifar10.training.balanced_accuracy import BalancedAccuracy
+
+    metric = BalancedAccuracy(3)
+    probs = np.eye(3, dtype="float32")
+    # 8 of class 0 all right, 2 of class 1 with one right: accuracy 0.9, balanced (1 + 0.5) / 2 = 0.75
+    y_true = np.array([0] * 8 + [1, 1])
+    y_pred = probs[[0] * 8 + [1, 0]]
+    metric.update_state(y_true[:5], y_pred[:5])
+    metric.update_state(y_true[5:], y_pred[5:])  # accumulates over batches, as over an epoch
+    assert float(metric.result()) == pytest.approx(0.75)
+    metric.reset_state()
+    metric.update_state(np.array([2]), probs[[2]])
+    assert float(metric.result()) == pytest.approx(1.0)
+
+
+def test_early_stopping_can_watch_val_balanced_accuracy(tiny_train):
+    cfg = TrainParams.model_validate({"model": SMALL_MODEL, "epochs": 2, "batch_size": 16,
+                                      "early_stopping": {"monitor": "val_balanced_accuracy", "patience": 0}})
+    result = train(tiny_train, cfg, seed=5, deterministic=True)
+    rows = result.history
+    assert all(0.0 <= r["val_balanced_accuracy"] <= 1.0 for r in rows)
+    best = max(range(len(rows)), key=lambda i: rows[i]["val_balanced_accuracy"])
+    assert result.info["best_epoch"] == best + 1  # maximised, not minimised
+
+
 @pytest.mark.slow
 def test_mlflow_run_holds_curves_per_class_metrics_and_artifacts(uninterrupted):
     root, uri = uninterrupted
@@ -115,7 +141,7 @@ def test_mlflow_run_holds_curves_per_class_metrics_and_artifacts(uninterrupted):
     run_ = runs[0]
     rows = _read_csv(root / "plots/baseline/history.csv")
     assert [int(r["epoch"]) for r in rows] == list(range(1, len(rows) + 1)) and len(rows) >= 3
-    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "val_balanced_accuracy"):
         steps = client.get_metric_history(run_.info.run_id, key)
         assert sorted(m.step for m in steps) == list(range(1, len(rows) + 1)), key
     val_loss = {m.step: m.value for m in client.get_metric_history(run_.info.run_id, "val_loss")}

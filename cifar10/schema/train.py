@@ -73,7 +73,7 @@ class OptimizerParams(Section):
 
 
 class EarlyStoppingParams(Section):
-    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+    monitor: Literal["val_loss", "val_accuracy", "val_balanced_accuracy"] = "val_loss"
     patience: int = Field(5, ge=0)
     restore_best_weights: bool = True
 

@@ -2,8 +2,10 @@
 
 A setup is compared with the defaults seed by seed (same seed, so the same split and initial weights),
 which keeps seed noise out of the shift it causes. Setups are judged on validation figures only: the
-val accuracy of the weights a run keeps (its best epoch when early stopping restores them, its last
-epoch otherwise). Test figures are reported beside it and never used to choose.
+val balanced accuracy (mean per-class recall) of the weights a run keeps (its best epoch when early
+stopping restores them, its last epoch otherwise), the validation estimate of accuracy on the
+balanced test set; plain val accuracy follows the imbalanced split and is shown beside it. Test
+figures are reported and never used to choose.
 """
 from __future__ import annotations
 
@@ -29,11 +31,19 @@ UNMEASURED = ("Not measurable here, so still open: the local images are a JPEG r
 Setups = dict[str, dict[int, dict[str, Trained]]]  # setup -> seed -> model -> run
 
 
-def kept_val_accuracy(r: Trained) -> float:
-    """Val accuracy of the weights the run ended with: early stopping's best epoch if it restored them."""
-    curve = r.curves["val_accuracy"]
-    restored = r.params.get("train.early_stopping.restore_best_weights", "True").lower() == "true"
-    return curve[(int(r.metrics["best_epoch"]) if restored else len(curve)) - 1]
+def kept(key: str) -> Callable[[Trained], float | None]:
+    """The curve `key` at the epoch whose weights the run ended with (early stopping's best epoch if it
+    restored them, else the last); None for a run that did not log that curve."""
+    def value(r: Trained) -> float | None:
+        curve = r.curves.get(key) or []
+        restored = r.params.get("train.early_stopping.restore_best_weights", "True").lower() == "true"
+        epoch = int(r.metrics["best_epoch"]) if restored else len(curve)
+        return curve[epoch - 1] if curve and len(curve) >= epoch else None
+    return value
+
+
+kept_val_accuracy = kept("val_accuracy")
+kept_val_balanced = kept("val_balanced_accuracy")
 
 
 def setups_of(records: dict[str, dict[str, Trained]]) -> Setups:
@@ -51,8 +61,8 @@ def _band(values: list[float], sign: str = "") -> str:
     return f"{statistics.mean(values):{sign}.3f} ({min(values):{sign}.3f} to {max(values):{sign}.3f})"
 
 
-def _values(runs: dict[int, dict[str, Trained]], model: str, value: Callable[[Trained], float]) -> list[float]:
-    return [value(r[model]) for r in runs.values() if model in r]
+def _values(runs: dict[int, dict[str, Trained]], model: str, value: Callable[[Trained], float | None]) -> list[float]:
+    return [v for r in runs.values() if model in r and (v := value(r[model])) is not None]
 
 
 def band_tables(setups: Setups) -> list[str]:
@@ -65,8 +75,10 @@ def band_tables(setups: Setups) -> list[str]:
             cells = [f"{_band(v)} ({len(v)})" for v in (_values(runs, model, lambda r, k=key: r.metrics[k])
                                                         for runs in setups.values())]
             out.append(f"| {label} | {study(STUDY[model]):.2f} | " + " | ".join(cells) + " |")
-        cells = [f"{_band(v)} ({len(v)})" for v in (_values(runs, model, kept_val_accuracy) for runs in setups.values())]
-        out += ["| val accuracy of the kept weights | – | " + " | ".join(cells) + " |", ""]
+        for label, value in (("val accuracy", kept_val_accuracy), ("val balanced accuracy", kept_val_balanced)):
+            cells = [f"{_band(v)} ({len(v)})" for v in (_values(runs, model, value) for runs in setups.values())]
+            out.append(f"| {label} of the kept weights | – | " + " | ".join(cells) + " |")
+        out.append("")
     return out
 
 
@@ -101,9 +113,12 @@ def band_figure(setups: Setups, path: Path) -> None:
 
 
 def _paired(runs: dict[int, dict[str, Trained]], defaults: dict[int, dict[str, Trained]], model: str,
-            value: Callable[[Trained], float]) -> tuple[list[int], list[float]]:
-    seeds = [s for s in runs if model in runs[s] and model in defaults.get(s, {})]
-    return seeds, [value(runs[s][model]) - value(defaults[s][model]) for s in seeds]
+            value: Callable[[Trained], float | None]) -> tuple[list[int], list[float]]:
+    """Seeds both have a value for, and the setup's value minus the defaults' on each."""
+    pairs = [(s, value(runs[s][model]), value(defaults[s][model])) for s in runs
+             if model in runs[s] and model in defaults.get(s, {})]
+    pairs = [(s, a, b) for s, a, b in pairs if a is not None and b is not None]
+    return [s for s, _, _ in pairs], [a - b for _, a, b in pairs]
 
 
 def gap_lines(setups: Setups) -> list[str]:
@@ -126,15 +141,17 @@ def gap_lines(setups: Setups) -> list[str]:
 
 
 def _setup_line(setup: str, runs, defaults, model: str, ours: dict[str, list[float]]) -> list[str]:
-    seeds, val = _paired(runs, defaults, model, kept_val_accuracy)
+    seeds = _paired(runs, defaults, model, lambda r: r.metrics["test_accuracy"])[0]
     if not seeds:
         return []
+    judged, balanced = _paired(runs, defaults, model, kept_val_balanced)
     shifts = [f"{label} {_band(_paired(runs, defaults, model, lambda r, k=key: r.metrics[k])[1], '+')}"
               for label, key, _ in FIGURES]
     left = STUDY[model]["accuracy"] - statistics.mean(_values(runs, model, lambda r: r.metrics["test_accuracy"]))
-    line = (f"  - {setup} minus the defaults, seed by seed ({', '.join(map(str, seeds))}): val accuracy of the kept "
-            f"weights {_band(val, '+')}; test {'; '.join(shifts)}. The study's accuracy is {left:+.3f} from this "
-            "setup's mean.")
+    line = (f"  - {setup} minus the defaults, seed by seed ({', '.join(map(str, seeds))}): kept weights' val "
+            f"balanced accuracy {_band(balanced, '+')} (seeds with it: {', '.join(map(str, judged)) or 'none'}), "
+            f"val accuracy {_band(_paired(runs, defaults, model, kept_val_accuracy)[1], '+')}; test "
+            f"{'; '.join(shifts)}. The study's accuracy is {left:+.3f} from this setup's mean.")
     if setup == "mixed_bfloat16":
         outside = [label for label, key, _ in FIGURES if not min(ours[label]) <= statistics.mean(
             _values(runs, model, lambda r, k=key: r.metrics[k])) <= max(ours[label])]
@@ -143,9 +160,9 @@ def _setup_line(setup: str, runs, defaults, model: str, ours: dict[str, list[flo
         band = ("Inside the float32 seed band on all four test figures" if not outside
                 else "Outside the float32 seed band on " + ", ".join(outside))
         line += f" {band}; {statistics.mean(speed):.2f}x the float32 images/s of the same seed."
-    elif len(seeds) == len(SEEDS):
-        line += (" Raises validation accuracy on every seed: proposed as the default (chosen on validation only)."
-                 if min(val) > 0 else " Does not raise validation accuracy on every seed: the defaults stay.")
+    elif len(judged) == len(SEEDS):
+        line += (" Raises val balanced accuracy on every seed: proposed as the default (chosen on validation only)."
+                 if min(balanced) > 0 else " Does not raise val balanced accuracy on every seed: the defaults stay.")
     else:
-        line += f" {len(seeds)} of {len(SEEDS)} seeds so far: no verdict yet."
+        line += f" {len(judged)} of {len(SEEDS)} seeds judged so far: no verdict yet."
     return [line]

@@ -29,6 +29,8 @@ PART2: dict[str, dict[str, tuple[str, ...]]] = {
 SETUPS: dict[str, tuple[str, ...]] = {
     "defaults": (),
     "no-restore": ("train.early_stopping.restore_best_weights=false",),
+    # The validation split follows the imbalanced training set; the test set is balanced.
+    "val-balanced": ("train.early_stopping.monitor=val_balanced_accuracy",),
     "val-accuracy": ("train.early_stopping.monitor=val_accuracy",),
 }
 

@@ -21,7 +21,7 @@ class Trained:
     metrics: dict[str, float]
     params: dict[str, str]
     tags: dict[str, str]
-    curves: dict[str, list[float]]  # val_accuracy, val_loss, accuracy, loss by epoch (1..n)
+    curves: dict[str, list[float]]  # val_accuracy, val_loss, accuracy, loss, val_balanced_accuracy by epoch (1..n)
 
     @property
     def seed(self) -> str:
@@ -57,7 +57,7 @@ def trained_models(client: Any, experiment_id: str, name: str) -> dict[str, Trai
         if run is None:
             continue
         curves = {key: [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
-                  for key in ("val_accuracy", "val_loss", "accuracy", "loss")}
+                  for key in ("val_accuracy", "val_loss", "accuracy", "loss", "val_balanced_accuracy")}
         out[model] = Trained(name, model, run.info.run_id, dict(run.data.metrics), dict(run.data.params),
                              dict(run.data.tags), curves)
     return out

@@ -56,12 +56,14 @@ def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tup
     TensorFlow's fused kernel (save `cifar10.models.fused_bn.to_stock(model)`)."""
 
     from cifar10.models.cnn import build_cnn
+    from cifar10.training.balanced_accuracy import BalancedAccuracy
     from cifar10.training.runtime import precision
 
     with precision(cfg.precision), cluster.scope():
         model = build_cnn(cfg.model, n_classes=n_classes, fused_batch_norm=fused_batch_norm)
         model.compile(optimizer=make_optimizer(cfg), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], jit_compile=False)  # XLA is several times slower on CPU
+                      metrics=["accuracy", BalancedAccuracy(n_classes)],
+                      jit_compile=False)  # XLA is several times slower on CPU
         if cluster.strategy is not None:
             _build_compiled_state(model, *sample)
     return model
@@ -94,6 +96,7 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
 
     history = history or EpochHistory()
     es = ResumableEarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience,
+                                mode="min" if cfg.early_stopping.monitor == "val_loss" else "max",
                                 restore_best_weights=cfg.early_stopping.restore_best_weights)
     state = load_state(Path(backup_dir) if backup_dir is not None else None)
     first_epoch, stopped = 0, False

@@ -1,7 +1,7 @@
 """The one per-epoch history of a training run: it feeds the curves (MLflow, CSV, console) and the resume backup.
 
 `EpochHistory` is a Keras callback that turns each epoch's logs into a row {epoch, loss, accuracy,
-val_loss, val_accuracy, learning_rate}; where the rows go is injected as sinks, so the training core
+val_loss, val_accuracy, learning_rate, balanced_accuracy, val_balanced_accuracy}; where the rows go is injected as sinks, so the training core
 never imports MLflow.
 """
 from __future__ import annotations
@@ -14,7 +14,8 @@ from typing import Callable
 
 import keras
 
-CURVE_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate")
+CURVE_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "balanced_accuracy",
+                 "val_balanced_accuracy")  # the last two: the CNN's mean per-class recall (not the transfer head's)
 Sink = Callable[[dict, list[dict]], None]  # (the new row, all rows so far)
 
 
