@@ -145,8 +145,12 @@ def test_ctrl_c_reaches_the_whole_experiment_and_is_raised_again(tmp_path):
         os.kill(os.getpid(), signal.SIGINT)
 
     threading.Thread(target=interrupt, daemon=True).start()
-    with pytest.raises(KeyboardInterrupt):
-        run_child([sys.executable, "-c", parent], dict(os.environ), patience=30)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (xdist workers ignore it)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_child([sys.executable, "-c", parent], dict(os.environ), patience=30)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert (tmp_path / "stopped").read_text() == "clean"
 
 

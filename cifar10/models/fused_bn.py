@@ -62,6 +62,9 @@ def to_stock(model: keras.Model) -> keras.Model:
             return keras.layers.BatchNormalization.from_config(layer.get_config())
         return layer.__class__.from_config(layer.get_config())
 
-    stock = keras.models.clone_model(model, clone_function=clone)
+    # Cloned from an uncompiled view: clone_model would carry the training compile config (and its
+    # project-defined metric) into the saved file, which every reader must load with stock Keras.
+    plain = keras.Model(model.inputs, model.outputs, name=model.name)
+    stock = keras.models.clone_model(plain, clone_function=clone)
     stock.set_weights(model.get_weights())
     return stock

@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 
+@keras.saving.register_keras_serializable(package="cifar10")
 class BalancedAccuracy(keras.metrics.Metric):
     """Mean recall over the classes present in the labels seen so far (sparse integer labels)."""
 
