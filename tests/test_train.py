@@ -161,8 +161,10 @@ def test_mlflow_run_holds_curves_per_class_metrics_and_artifacts(uninterrupted):
 def _signal_after_first_epoch(root, uri: str, signum: int) -> subprocess.Popen:
     """Start train-baseline in `root`, send `signum` once its first epoch is backed up; return the process."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONPATH": str(REPO)}
+    # SIGINT as a terminal leaves it (xdist workers ignore it, and an ignored signal is inherited).
     proc = subprocess.Popen([sys.executable, "-m", "stages.train", "--variant", "baseline"], cwd=root, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(root.glob(".train_backup/baseline-*/state.npz")):
         if proc.poll() is not None or time.monotonic() > deadline:
