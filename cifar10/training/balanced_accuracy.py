@@ -18,7 +18,6 @@ class BalancedAccuracy(keras.metrics.Metric):
     def __init__(self, n_classes: int, name: str = "balanced_accuracy", **kwargs):
         super().__init__(name=name, **kwargs)
         self.n_classes = n_classes
-        self._direction = "up"  # EarlyStopping's mode="auto" reads it
         self.hits = self.add_variable((n_classes,), initializer="zeros", name="hits")
         self.seen = self.add_variable((n_classes,), initializer="zeros", name="seen")
 

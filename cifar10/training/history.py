@@ -1,8 +1,8 @@
 """The one per-epoch history of a training run: it feeds the curves (MLflow, CSV, console) and the resume backup.
 
 `EpochHistory` is a Keras callback that turns each epoch's logs into a row {epoch, loss, accuracy,
-val_loss, val_accuracy, learning_rate, balanced_accuracy, val_balanced_accuracy}; where the rows go is injected as sinks, so the training core
-never imports MLflow.
+val_loss, val_accuracy, learning_rate, balanced_accuracy, val_balanced_accuracy}; where the rows go
+is injected as sinks, so the training core never imports MLflow.
 """
 from __future__ import annotations
 
