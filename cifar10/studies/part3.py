@@ -31,6 +31,11 @@ UNMEASURED = ("Not measurable here, so still open: the local images are a JPEG r
 Setups = dict[str, dict[int, dict[str, Trained]]]  # setup -> seed -> model -> run
 
 
+def metric(key: str) -> Callable[[Trained], float]:
+    """A getter of one logged summary metric of a run."""
+    return lambda r: r.metrics[key]
+
+
 def kept(key: str) -> Callable[[Trained], float | None]:
     """The curve `key` at the epoch whose weights the run ended with (early stopping's best epoch if it
     restored them, else the last); None for a run that did not log that curve."""
@@ -72,7 +77,7 @@ def band_tables(setups: Setups) -> list[str]:
         header = ["figure", "study", *(f"{k} (n)" for k in setups)]
         out += [f"### {model}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
         for label, key, study in FIGURES:
-            cells = [f"{_band(v)} ({len(v)})" for v in (_values(runs, model, lambda r, k=key: r.metrics[k])
+            cells = [f"{_band(v)} ({len(v)})" for v in (_values(runs, model, metric(key))
                                                         for runs in setups.values())]
             out.append(f"| {label} | {study(STUDY[model]):.2f} | " + " | ".join(cells) + " |")
         for label, value in (("val accuracy", kept_val_accuracy), ("val balanced accuracy", kept_val_balanced)):
@@ -126,7 +131,7 @@ def gap_lines(setups: Setups) -> list[str]:
     out = ["### The gap, and what moves it", ""]
     defaults = setups["defaults"]
     for model in MODELS:
-        ours = {label: _values(defaults, model, lambda r, k=key: r.metrics[k]) for label, key, _ in FIGURES}
+        ours = {label: _values(defaults, model, metric(key)) for label, key, _ in FIGURES}
         if not ours["accuracy"]:
             continue
         parts = [f"{label} {study(STUDY[model]) - statistics.mean(ours[label]):+.3f}" + (
@@ -141,20 +146,20 @@ def gap_lines(setups: Setups) -> list[str]:
 
 
 def _setup_line(setup: str, runs, defaults, model: str, ours: dict[str, list[float]]) -> list[str]:
-    seeds = _paired(runs, defaults, model, lambda r: r.metrics["test_accuracy"])[0]
+    seeds = _paired(runs, defaults, model, metric("test_accuracy"))[0]
     if not seeds:
         return []
     judged, balanced = _paired(runs, defaults, model, kept_val_balanced)
-    shifts = [f"{label} {_band(_paired(runs, defaults, model, lambda r, k=key: r.metrics[k])[1], '+')}"
+    shifts = [f"{label} {_band(_paired(runs, defaults, model, metric(key))[1], '+')}"
               for label, key, _ in FIGURES]
-    left = STUDY[model]["accuracy"] - statistics.mean(_values(runs, model, lambda r: r.metrics["test_accuracy"]))
+    left = STUDY[model]["accuracy"] - statistics.mean(_values(runs, model, metric("test_accuracy")))
     line = (f"  - {setup} minus the defaults, seed by seed ({', '.join(map(str, seeds))}): kept weights' val "
             f"balanced accuracy {_band(balanced, '+')} (seeds with it: {', '.join(map(str, judged)) or 'none'}), "
             f"val accuracy {_band(_paired(runs, defaults, model, kept_val_accuracy)[1], '+')}; test "
             f"{'; '.join(shifts)}. The study's accuracy is {left:+.3f} from this setup's mean.")
     if setup == "mixed_bfloat16":
         outside = [label for label, key, _ in FIGURES if not min(ours[label]) <= statistics.mean(
-            _values(runs, model, lambda r, k=key: r.metrics[k])) <= max(ours[label])]
+            _values(runs, model, metric(key))) <= max(ours[label])]
         speed = [runs[s][model].metrics["train_images_per_s"] / defaults[s][model].metrics["train_images_per_s"]
                  for s in seeds]
         band = ("Inside the float32 seed band on all four test figures" if not outside
