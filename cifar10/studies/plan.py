@@ -63,13 +63,18 @@ def _slug(text: str) -> str:
 
 
 def experiments() -> list[Experiment]:
-    """Every experiment, in the order they run: part 3 seed by seed (each seed runs the defaults and every
-    setup question before the next seed starts, so a stopped queue leaves paired comparisons), the
-    bfloat16 parity run, then part 2."""
-    out = [Experiment(f"part3-{setup}-seed{s}", "part3", (*PART3_COMMON, f"base.seed={s}", *overrides), "compare",
-                      {"setup": setup, "seed": s}) for s in SEEDS for setup, overrides in SETUPS.items()]
+    """Every experiment, in the order they run: part 3 setup by setup over the seeds (the defaults on
+    every seed first, so the band comes before any comparison, and each setup's run finds its seed's
+    defaults run to pair with), the bfloat16 parity run after `no-restore` (the setups the study's
+    text asks about), then the other candidate setups, then part 2."""
+    def part3(setups) -> list[Experiment]:
+        return [Experiment(f"part3-{setup}-seed{s}", "part3", (*PART3_COMMON, f"base.seed={s}", *SETUPS[setup]),
+                           "compare", {"setup": setup, "seed": s}) for setup in setups for s in SEEDS]
+
+    out = part3(["defaults", "no-restore"])
     out.append(Experiment("bf16-seed42", "bf16", (*PART3_COMMON, "base.seed=42", "train.precision=mixed_bfloat16"),
                           "compare", {"setup": "mixed_bfloat16", "seed": 42}))
+    out += part3([s for s in SETUPS if s not in ("defaults", "no-restore")])
     seen: dict[tuple[str, ...], Experiment] = {}
     for study, variants in PART2.items():
         for variant, overrides in variants.items():
