@@ -27,6 +27,8 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
                                                                     "train.model.kernel_size=7")
     seeds = {e.labels["seed"] for e in planned.values() if e.part == "part3"}
     assert seeds == {42, 43, 44}
+    order = list(planned)  # the band (the defaults on every seed) first, then no-restore, then bf16 parity
+    assert order[:7] == [*(f"part3-{k}-seed{s}" for k in ("defaults", "no-restore") for s in (42, 43, 44)), "bf16-seed42"]
     assert planned["part3-defaults-seed43"].command()[:6] == ["dvc", "exp", "run", "--temp", "--force", "--name"]
 
 
@@ -202,3 +204,23 @@ def test_a_runner_started_in_the_background_still_stops_cleanly(tmp_path, signam
     proc.send_signal(getattr(signal, signame))
     assert proc.wait(timeout=60) == 130
     assert (tmp_path / "stopped").read_text() == "clean"
+
+
+def test_the_gap_is_explained_figure_by_figure_only_by_a_band_that_holds_the_study():
+    from cifar10.studies.part3 import explained_lines
+
+    # The study's baseline: accuracy 0.78, macro F1 0.76, cat 0.27, dog 0.38 (cifar10.reporting.reference).
+    defaults = {s: {"baseline": _trained(f"d{s}", acc)} for s, acc in ((42, 0.76), (43, 0.79), (44, 0.77))}
+    other = {s: {"baseline": _trained(f"o{s}", acc)} for s, acc in ((42, 0.74), (43, 0.75), (44, 0.75))}
+    lines = "\n".join(explained_lines({"defaults": defaults, "val-accuracy": other, "mixed_bfloat16": {}}))
+    assert "accuracy: seed noise (the study's 0.78 is inside the defaults' band)" in lines
+    # macro F1 (= accuracy in _trained): 0.76 is inside the defaults' band 0.76 to 0.79 as well.
+    assert "macro F1: seed noise" in lines
+    # cat recall is 0.3 on every run: no band holds 0.27; the closest setup is named with the gap left.
+    assert "cat recall: unexplained by seed noise and by 1 setup(s) (closest: val-accuracy, the study minus its mean -0.030)" in lines
+    moved = {s: {"baseline": _trained(f"m{s}", acc)} for s, acc in ((42, 0.77), (43, 0.79), (44, 0.78))}
+    far = {s: {"baseline": _trained(f"f{s}", acc)} for s, acc in ((42, 0.70), (43, 0.71), (44, 0.72))}
+    lines = "\n".join(explained_lines({"defaults": far, "val-balanced": moved, "no-restore": far,
+                                       "mixed_bfloat16": moved}))  # bf16 is a precision, not a candidate setup
+    assert "accuracy: the setup val-balanced (the study's 0.78 is inside its band, not the defaults')" in lines
+    assert explained_lines({"defaults": {42: defaults[42]}, "mixed_bfloat16": {}}) == []  # one seed: no band yet

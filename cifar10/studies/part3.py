@@ -5,7 +5,8 @@ which keeps seed noise out of the shift it causes. Setups are judged on validati
 val balanced accuracy (mean per-class recall) of the weights a run keeps (its best epoch when early
 stopping restores them, its last epoch otherwise), the validation estimate of accuracy on the
 balanced test set; plain val accuracy follows the imbalanced split and is shown beside it. Test
-figures are reported and never used to choose.
+figures are reported and never used to choose. What explains the gap is read off the bands: the study's
+figure inside the defaults' seed band (seed noise), inside a candidate setup's band, or inside neither.
 """
 from __future__ import annotations
 
@@ -142,7 +143,39 @@ def gap_lines(setups: Setups) -> list[str]:
         for setup, runs in setups.items():
             if setup != "defaults":
                 out += _setup_line(setup, runs, defaults, model, ours)
-    return out + ["", UNMEASURED, ""]
+    return out + explained_lines(setups) + ["", UNMEASURED, ""]
+
+
+def _explains(study: float, values: list[float]) -> bool:
+    return len(values) > 1 and min(values) <= study <= max(values)
+
+
+def explained_lines(setups: Setups) -> list[str]:
+    """Per model and test figure, what the measured runs say about the gap: the study's figure inside the
+    defaults' seed band (seed noise can explain it), inside a candidate setup's band (that setup can),
+    or inside neither (unexplained by what was measured; the closest setup mean is named)."""
+    candidates = {k: v for k, v in setups.items() if k not in ("defaults", "mixed_bfloat16")}
+    out = []
+    for model in MODELS:
+        found = []
+        for label, key, study in FIGURES:
+            target, ours = study(STUDY[model]), _values(setups["defaults"], model, metric(key))
+            if len(ours) < 2:
+                continue
+            if _explains(target, ours):
+                found.append(f"{label}: seed noise (the study's {target:.2f} is inside the defaults' band)")
+                continue
+            bands = {k: v for k, runs in candidates.items() if len(v := _values(runs, model, metric(key))) > 1}
+            inside = [k for k, v in bands.items() if _explains(target, v)]
+            closest = min(bands, key=lambda k: abs(target - statistics.mean(bands[k])), default=None)
+            found.append(f"{label}: " + (f"the setup {' or '.join(inside)} (the study's {target:.2f} is inside its "
+                                         "band, not the defaults')" if inside else
+                                         "unexplained by seed noise" + (f" and by {len(bands)} setup(s) (closest: {closest}, "
+                                         f"the study minus its mean {target - statistics.mean(bands[closest]):+.3f})"
+                                         if closest else "")))
+        if found:
+            out.append(f"- **What explains the {model} gap**, figure by figure: " + "; ".join(found) + ".")
+    return ["", *out] if out else []
 
 
 def _setup_line(setup: str, runs, defaults, model: str, ours: dict[str, list[float]]) -> list[str]:
