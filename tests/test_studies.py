@@ -93,6 +93,9 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     assert ("no-restore minus the defaults, seed by seed (42, 43): kept weights' val balanced accuracy +0.060 "
             "(seeds with it: 43), val accuracy -0.005 (-0.020 to +0.010); test accuracy +0.020 (+0.010 to +0.030);") in gap
     assert "The study's accuracy is +0.030 from this setup's mean. 1 of 3 seeds judged so far: no verdict yet." in gap
+    # Only seed 43's defaults logged the balanced curve: its kept (best, epoch 2) value 0.6 minus test 0.74.
+    assert "val balanced accuracy minus test accuracy): baseline -0.140 (1 seed(s))." in gap
+    assert "synthetic variants" not in gap  # said only when the augmented model's validation overstates more
     assert "`part3-defaults-seed44`" in page.split("**Still to run**")[1].split("\n")[0]
 
 
@@ -166,7 +169,7 @@ def _trained(name, acc, ips=500.0, val=(0.6, 0.7, 0.65), restore=True):
 
 
 def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_is_placed_in_the_band():
-    from cifar10.studies.part3 import gap_lines
+    from cifar10.studies.gap import gap_lines
 
     defaults = {s: {"baseline": _trained(f"d{s}", acc)} for s, acc in ((42, 0.72), (43, 0.74), (44, 0.73))}
     rises = {s: {"baseline": _trained(f"n{s}", 0.75, val=(0.6, 0.7, 0.72), restore=False)} for s in defaults}
@@ -207,7 +210,7 @@ def test_a_runner_started_in_the_background_still_stops_cleanly(tmp_path, signam
 
 
 def test_the_gap_is_explained_figure_by_figure_only_by_a_band_that_holds_the_study():
-    from cifar10.studies.part3 import explained_lines
+    from cifar10.studies.gap import explained_lines
 
     # The study's baseline: accuracy 0.78, macro F1 0.76, cat 0.27, dog 0.38 (cifar10.reporting.reference).
     defaults = {s: {"baseline": _trained(f"d{s}", acc)} for s, acc in ((42, 0.76), (43, 0.79), (44, 0.77))}
@@ -224,3 +227,18 @@ def test_the_gap_is_explained_figure_by_figure_only_by_a_band_that_holds_the_stu
                                        "mixed_bfloat16": moved}))  # bf16 is a precision, not a candidate setup
     assert "accuracy: the setup val-balanced (the study's 0.78 is inside its band, not the defaults')" in lines
     assert explained_lines({"defaults": {42: defaults[42]}, "mixed_bfloat16": {}}) == []  # one seed: no band yet
+
+
+def test_validation_is_compared_with_test_per_model_and_the_synthetic_split_named_only_when_it_overstates_more():
+    from dataclasses import replace
+
+    from cifar10.studies.gap import validation_lines
+
+    def both(base_val, aug_val):  # kept (best, epoch 2) val balanced accuracy; test accuracy 0.70 for both
+        run = _trained("r", 0.70, val=(0.5, base_val, 0.5))
+        return {"baseline": run, "augmented": replace(run, model="augmented", curves={"val_balanced_accuracy": [0.5, aug_val]})}
+
+    line = validation_lines({42: both(0.72, 0.80), 43: both(0.70, 0.78)})[0]
+    assert "baseline +0.010 (+0.000 to +0.020) (2 seed(s)); augmented +0.090 (+0.080 to +0.100) (2 seed(s))." in line
+    assert "synthetic variants of the same originals" in line
+    assert "synthetic" not in validation_lines({42: both(0.80, 0.72)})[0]

@@ -1,12 +1,10 @@
-"""Part 3 of STUDIES.md: the imbalance models over seeds, the gap to the study and what each setup moves.
+"""Part 3 of STUDIES.md: the imbalance models over seeds, as band tables and a figure per setup.
 
-A setup is compared with the defaults seed by seed (same seed, so the same split and initial weights),
-which keeps seed noise out of the shift it causes. Setups are judged on validation figures only: the
+Setups are judged (cifar10.studies.gap) on validation figures only: the
 val balanced accuracy (mean per-class recall) of the weights a run keeps (its best epoch when early
 stopping restores them, its last epoch otherwise), the validation estimate of accuracy on the
 balanced test set; plain val accuracy follows the imbalanced split and is shown beside it. Test
-figures are reported and never used to choose. What explains the gap is read off the bands: the study's
-figure inside the defaults' seed band (seed noise), inside a candidate setup's band, or inside neither.
+figures are reported and never used to choose.
 """
 from __future__ import annotations
 
@@ -26,9 +24,6 @@ FIGURES: tuple[tuple[str, str, Callable[[dict], float]], ...] = (
     ("cat recall", "test_recall_cat", lambda s: s["per_class"]["cat"]["recall"]),
     ("dog recall", "test_recall_dog", lambda s: s["per_class"]["dog"]["recall"]),
 )
-UNMEASURED = ("Not measurable here, so still open: the local images are a JPEG re-encoding of CIFAR-10 (the study "
-              "trained on the original pixels); the study's dropout rates are not published (ours are the "
-              "params' defaults); and whether its early stopping watched the test set, which ours never does.")
 Setups = dict[str, dict[int, dict[str, Trained]]]  # setup -> seed -> model -> run
 
 
@@ -60,14 +55,14 @@ def setups_of(records: dict[str, dict[str, Trained]]) -> Setups:
     return out
 
 
-def _band(values: list[float], sign: str = "") -> str:
+def band(values: list[float], sign: str = "") -> str:
     """`mean (min to max)`; one value alone has no band."""
     if len(values) < 2:
         return f"{values[0]:{sign}.3f}" if values else "–"
     return f"{statistics.mean(values):{sign}.3f} ({min(values):{sign}.3f} to {max(values):{sign}.3f})"
 
 
-def _values(runs: dict[int, dict[str, Trained]], model: str, value: Callable[[Trained], float | None]) -> list[float]:
+def values_of(runs: dict[int, dict[str, Trained]], model: str, value: Callable[[Trained], float | None]) -> list[float]:
     return [v for r in runs.values() if model in r and (v := value(r[model])) is not None]
 
 
@@ -78,11 +73,11 @@ def band_tables(setups: Setups) -> list[str]:
         header = ["figure", "study", *(f"{k} (n)" for k in setups)]
         out += [f"### {model}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
         for label, key, study in FIGURES:
-            cells = [f"{_band(v)} ({len(v)})" for v in (_values(runs, model, metric(key))
+            cells = [f"{band(v)} ({len(v)})" for v in (values_of(runs, model, metric(key))
                                                         for runs in setups.values())]
             out.append(f"| {label} | {study(STUDY[model]):.2f} | " + " | ".join(cells) + " |")
         for label, value in (("val accuracy", kept_val_accuracy), ("val balanced accuracy", kept_val_balanced)):
-            cells = [f"{_band(v)} ({len(v)})" for v in (_values(runs, model, value) for runs in setups.values())]
+            cells = [f"{band(v)} ({len(v)})" for v in (values_of(runs, model, value) for runs in setups.values())]
             out.append(f"| {label} of the kept weights | – | " + " | ".join(cells) + " |")
         out.append("")
     return out
@@ -116,91 +111,3 @@ def band_figure(setups: Setups, path: Path) -> None:
     fig.tight_layout(rect=(0, 0, 0.93, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=72)
-
-
-def _paired(runs: dict[int, dict[str, Trained]], defaults: dict[int, dict[str, Trained]], model: str,
-            value: Callable[[Trained], float | None]) -> tuple[list[int], list[float]]:
-    """Seeds both have a value for, and the setup's value minus the defaults' on each."""
-    pairs = [(s, value(runs[s][model]), value(defaults[s][model])) for s in runs
-             if model in runs[s] and model in defaults.get(s, {})]
-    pairs = [(s, a, b) for s, a, b in pairs if a is not None and b is not None]
-    return [s for s, _, _ in pairs], [a - b for _, a, b in pairs]
-
-
-def gap_lines(setups: Setups) -> list[str]:
-    """The gap to the study over the default seeds, then each setup's paired shift and the gap left after it."""
-    out = ["### The gap, and what moves it", ""]
-    defaults = setups["defaults"]
-    for model in MODELS:
-        ours = {label: _values(defaults, model, metric(key)) for label, key, _ in FIGURES}
-        if not ours["accuracy"]:
-            continue
-        parts = [f"{label} {study(STUDY[model]) - statistics.mean(ours[label]):+.3f}" + (
-                 f" (study {'inside' if min(ours[label]) <= study(STUDY[model]) <= max(ours[label]) else 'outside'}"
-                 " our band)" if len(ours[label]) > 1 else "") for label, _, study in FIGURES]
-        out.append(f"- **{model}**, the study minus our mean over {len(ours['accuracy'])} default seed(s): "
-                   + "; ".join(parts) + ".")
-        for setup, runs in setups.items():
-            if setup != "defaults":
-                out += _setup_line(setup, runs, defaults, model, ours)
-    return out + explained_lines(setups) + ["", UNMEASURED, ""]
-
-
-def _explains(study: float, values: list[float]) -> bool:
-    return len(values) > 1 and min(values) <= study <= max(values)
-
-
-def explained_lines(setups: Setups) -> list[str]:
-    """Per model and test figure, what the measured runs say about the gap: the study's figure inside the
-    defaults' seed band (seed noise can explain it), inside a candidate setup's band (that setup can),
-    or inside neither (unexplained by what was measured; the closest setup mean is named)."""
-    candidates = {k: v for k, v in setups.items() if k not in ("defaults", "mixed_bfloat16")}
-    out = []
-    for model in MODELS:
-        found = []
-        for label, key, study in FIGURES:
-            target, ours = study(STUDY[model]), _values(setups["defaults"], model, metric(key))
-            if len(ours) < 2:
-                continue
-            if _explains(target, ours):
-                found.append(f"{label}: seed noise (the study's {target:.2f} is inside the defaults' band)")
-                continue
-            bands = {k: v for k, runs in candidates.items() if len(v := _values(runs, model, metric(key))) > 1}
-            inside = [k for k, v in bands.items() if _explains(target, v)]
-            closest = min(bands, key=lambda k: abs(target - statistics.mean(bands[k])), default=None)
-            found.append(f"{label}: " + (f"the setup {' or '.join(inside)} (the study's {target:.2f} is inside its "
-                                         "band, not the defaults')" if inside else
-                                         "unexplained by seed noise" + (f" and by {len(bands)} setup(s) (closest: {closest}, "
-                                         f"the study minus its mean {target - statistics.mean(bands[closest]):+.3f})"
-                                         if closest else "")))
-        if found:
-            out.append(f"- **What explains the {model} gap**, figure by figure: " + "; ".join(found) + ".")
-    return ["", *out] if out else []
-
-
-def _setup_line(setup: str, runs, defaults, model: str, ours: dict[str, list[float]]) -> list[str]:
-    seeds = _paired(runs, defaults, model, metric("test_accuracy"))[0]
-    if not seeds:
-        return []
-    judged, balanced = _paired(runs, defaults, model, kept_val_balanced)
-    shifts = [f"{label} {_band(_paired(runs, defaults, model, metric(key))[1], '+')}"
-              for label, key, _ in FIGURES]
-    left = STUDY[model]["accuracy"] - statistics.mean(_values(runs, model, metric("test_accuracy")))
-    line = (f"  - {setup} minus the defaults, seed by seed ({', '.join(map(str, seeds))}): kept weights' val "
-            f"balanced accuracy {_band(balanced, '+')} (seeds with it: {', '.join(map(str, judged)) or 'none'}), "
-            f"val accuracy {_band(_paired(runs, defaults, model, kept_val_accuracy)[1], '+')}; test "
-            f"{'; '.join(shifts)}. The study's accuracy is {left:+.3f} from this setup's mean.")
-    if setup == "mixed_bfloat16":
-        outside = [label for label, key, _ in FIGURES if not min(ours[label]) <= statistics.mean(
-            _values(runs, model, metric(key))) <= max(ours[label])]
-        speed = [runs[s][model].metrics["train_images_per_s"] / defaults[s][model].metrics["train_images_per_s"]
-                 for s in seeds]
-        band = ("Inside the float32 seed band on all four test figures" if not outside
-                else "Outside the float32 seed band on " + ", ".join(outside))
-        line += f" {band}; {statistics.mean(speed):.2f}x the float32 images/s of the same seed."
-    elif len(judged) == len(SEEDS):
-        line += (" Raises val balanced accuracy on every seed: proposed as the default (chosen on validation only)."
-                 if min(balanced) > 0 else " Does not raise val balanced accuracy on every seed: the defaults stay.")
-    else:
-        line += f" {len(judged)} of {len(SEEDS)} seeds judged so far: no verdict yet."
-    return [line]

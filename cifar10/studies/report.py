@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from cifar10.studies.part3 import band_figure, band_tables, gap_lines, setups_of
+from cifar10.studies.gap import gap_lines
+from cifar10.studies.part3 import band_figure, band_tables, setups_of
 from cifar10.studies.plan import PART2, SEEDS, experiments, variants_of
 from cifar10.studies.records import Trained
 
