@@ -1,7 +1,8 @@
 """Stage `augment`: rebalance the imbalanced training set with synthetic, augmented images.
 
-Writes data/augmented/train.npz (originals first, then synthetic rows, marked by `synthetic`) and
-the preview figures plots/augment/{preview,samples}.png. The test set is never augmented.
+Writes data/augmented/train.npz (originals first, then synthetic rows, marked by `synthetic`, each
+row's original in `source`) and the preview figures plots/augment/{preview,samples}.png. The test set
+is never augmented.
 """
 from __future__ import annotations
 

@@ -35,6 +35,9 @@ def test_rebalances_exactly_keeping_originals_first_and_intact(imbalanced):
     assert np.array_equal(out.x[:n], imbalanced.x) and np.array_equal(out.y[:n], imbalanced.y)
     synthetic = out.extra["synthetic"]
     assert synthetic.dtype == bool and not synthetic[:n].any() and synthetic[n:].all()
+    source = out.extra["source"]  # each row's original: its own row, or the original a synthetic one shows
+    assert source.dtype == np.int64 and np.array_equal(source[:n], np.arange(n))
+    assert (source[n:] < n).all() and np.array_equal(out.y[source], out.y)
     # class by class in label order: 6 cats, then 5 dogs
     assert out.y[n:].tolist() == [3] * 6 + [5] * 5
     dataset.validate(out, "augmented")

@@ -29,6 +29,7 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
     assert seeds == {42, 43, 44}
     order = list(planned)  # the band (the defaults on every seed) first, then no-restore, then bf16 parity
     assert order[:7] == [*(f"part3-{k}-seed{s}" for k in ("defaults", "no-restore") for s in (42, 43, 44)), "bf16-seed42"]
+    assert planned["part3-val-originals-seed44"].target == "evaluate@augmented"  # the baseline's split is the same
     assert planned["part3-defaults-seed43"].command()[:6] == ["dvc", "exp", "run", "--temp", "--force", "--name"]
 
 
@@ -71,7 +72,7 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     page = studies_markdown(records, "test", tmp_path / "figures")
 
-    assert "9 of 22 planned experiments have finished" in page
+    assert "9 of 25 planned experiments have finished" in page
     activation = page.split("### activation")[1].split("###")[0]
     assert "**Holds** here: ranking by test accuracy: relu 0.8000, tanh 0.7500, sigmoid 0.6000" in activation
     assert "| sigmoid | `part2-activation-sigmoid` | 42 | `abc1234def` | float32 | 3 | 3 | 0.6000 | 0.6000 | 500 |" in activation

@@ -88,6 +88,45 @@ def test_validation_split_is_stratified_disjoint_and_seeded():
     assert counts.max() - counts[counts > 1].min() <= 1 and counts[3] == 1  # proportional to 50:5
 
 
+def test_validation_from_originals_keeps_every_variant_on_its_originals_side():
+    # An imbalanced set (classes 3 and 5 small), then rebalanced: synthetic rows point at their originals.
+    y = np.repeat(np.arange(10), [50] * 3 + [5] + [50] + [5] + [50] * 4)
+    n = len(y)
+    rng = np.random.default_rng(0)
+    extra = np.concatenate([rng.choice(np.flatnonzero(y == c), 45) for c in (3, 5)])
+    source = np.concatenate([np.arange(n), extra])
+    rebalanced = np.concatenate([y, y[extra]])
+    tr, va = split_rows(rebalanced, 0.2, seed=3, source=source)
+    assert (source[va] == va).all()  # validation: originals only
+    assert not np.isin(source[tr], va).any()  # no training row shows a validation image
+    left_out = np.isin(source, va) & (source != np.arange(len(source)))
+    assert len(tr) + len(va) + left_out.sum() == len(rebalanced) and left_out.sum() > 0
+    assert np.array_equal(va, split_rows(y, 0.2, seed=3)[1])  # the unaugmented set's validation rows
+    # Without synthetic rows (every source its own row) it is the ordinary split.
+    same, ordinary = split_rows(y, 0.2, seed=3, source=np.arange(n)), split_rows(y, 0.2, seed=3)
+    assert all(np.array_equal(a, b) for a, b in zip(same, ordinary))
+
+
+def test_validation_from_originals_trains_and_refuses_a_set_without_sources(tiny_train):
+    from dataclasses import replace
+
+    from cifar10.augmentation.rebalance import augment
+    from cifar10.data.subsample import subsample
+    from cifar10.schema.augment import AugmentParams
+
+    # 4 of 8 cats kept, then each one's single variant: the 1-2 cats validation takes lose theirs.
+    rebalanced = augment(subsample(tiny_train, ["cat"], 0.5, seed=0), ["cat"], "max",
+                         AugmentParams(batch_size=16), seed=1)
+    cfg = TrainParams.model_validate({"model": SMALL_MODEL, "epochs": 1, "batch_size": 16, "validation_split": 0.4,
+                                      "validation_from": "originals"})
+    result = train(rebalanced, cfg, seed=5, deterministic=True)
+    assert result.info["val_images"] == round(0.4 * 76)  # of the 76 originals (9 classes of 8, 4 cats)
+    assert len(rebalanced) - result.info["val_images"] - result.info["train_images"] in (1, 2)
+    no_sources = replace(rebalanced, extra={"synthetic": rebalanced.extra["synthetic"]})
+    with pytest.raises(PipelineError, match=r"^params\.yaml: train\.validation_from: originals needs the `source`"):
+        train(no_sources, cfg, seed=5, deterministic=True)
+
+
 def test_split_errors_name_the_key():
     y = np.repeat(np.arange(10), 2)
     with pytest.raises(PipelineError, match=r"^params\.yaml: train\.train_size: at most the 20 images .*got 30"):

@@ -3,7 +3,9 @@
 Every original row is kept bit for bit and in order; synthetic rows follow, class by class in
 label order, each an augmented copy of an original of its class (originals are used in a seeded
 random order, cycling, so each one is used about equally often). The output adds a boolean
-`synthetic` array marking the generated rows; other extra arrays of the input are not carried
+`synthetic` array marking the generated rows and an int64 `source` array, the row of the original
+each row shows (an original: its own row), so a validation split can keep an image and its variants
+on one side (`train.validation_from: originals`). Other extra arrays of the input are not carried
 over, since they have no meaning for synthetic rows. The test set is never augmented.
 """
 from __future__ import annotations
@@ -72,7 +74,8 @@ def augment(
         augment_rows(augmenter or make_augmenter(cfg, seed), ds.x, rows, x[n:], cfg.batch_size)
     synthetic = np.zeros(len(x), dtype=bool)
     synthetic[n:] = True
-    return Dataset(x, np.concatenate([ds.y, labels]), ds.classes, {"synthetic": synthetic})
+    source = np.concatenate([np.arange(n), rows]).astype(np.int64)
+    return Dataset(x, np.concatenate([ds.y, labels]), ds.classes, {"synthetic": synthetic, "source": source})
 
 
 

@@ -1,7 +1,8 @@
 """The dataset contract between stages: a few large .npz files, written atomically and byte-reproducibly.
 
 Each file holds `x` (N, 32, 32, 3) uint8, `y` (N,) int64 and `classes` (10,) str in CIFAR-10 label
-order; a stage may add arrays of its own (the augment stage adds `synthetic`). Nothing is pickled.
+order; a stage may add arrays of its own (the augment stage adds `synthetic` and `source`). Nothing is
+pickled.
 """
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def stratified_take(y: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np
 
 
 def split_rows(y: np.ndarray, validation_split: float, seed: int, train_size: int | None = None,
-               section: str = "train") -> tuple[np.ndarray, np.ndarray]:
+               section: str = "train", source: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Training and validation row indices: an optional stratified `train_size` subset, then a
     stratified validation split carved from it (disjoint; the test set is never involved).
 
@@ -40,6 +40,11 @@ def split_rows(y: np.ndarray, validation_split: float, seed: int, train_size: in
         seed: seed of both draws.
         train_size: None for all rows, else the size of the stratified subset.
         section: the params section the values come from, for error messages.
+        source: per row, the row of the original image it shows (the augment stage's `source`); given,
+            validation is carved from the originals alone and the variants of a validation image are
+            left out of training, so no validation image has a variant on the other side. On a
+            rebalanced set (and no `train_size`) the validation rows are then the ones its unaugmented
+            originals get with the same seed.
     """
     rng = np.random.default_rng(seed)
     rows = np.arange(len(y))
@@ -50,11 +55,15 @@ def split_rows(y: np.ndarray, validation_split: float, seed: int, train_size: in
                 f"(got {train_size})"
             )
         rows, _ = stratified_take(y, train_size, rng)
-    n_val = round(validation_split * len(rows))
-    if n_val < 1 or n_val >= len(rows):
+    pool = rows if source is None else rows[source[rows] == rows]  # the originals, when variants exist
+    n_val = round(validation_split * len(pool))
+    if n_val < 1 or n_val >= len(pool):
         raise PipelineError(
-            f"params.yaml: {section}.validation_split: {validation_split} of {len(rows)} images leaves no "
+            f"params.yaml: {section}.validation_split: {validation_split} of {len(pool)} images leaves no "
             "validation or no training image; change it or use more images"
         )
-    val_pos, train_pos = stratified_take(y[rows], n_val, rng)
-    return rows[train_pos], rows[val_pos]
+    val_pos, train_pos = stratified_take(y[pool], n_val, rng)
+    if source is None:
+        return rows[train_pos], rows[val_pos]
+    val = pool[val_pos]
+    return rows[~np.isin(source[rows], val)], val

@@ -86,5 +86,6 @@ class TrainParams(Section):
     epochs: int = Field(50, ge=1, le=10000)
     train_size: int | None = Field(None, ge=10)
     validation_split: float = Field(0.1, gt=0, lt=0.5)
+    validation_from: Literal["all", "originals"] = "all"
     precision: Literal["float32", "mixed_bfloat16"] = "float32"
     distribution: Distribution = "none"

@@ -14,6 +14,7 @@ import numpy as np
 
 from cifar10.data.dataset import Dataset
 from cifar10.data.splits import split_rows
+from cifar10.errors import PipelineError
 from cifar10.schema.train import TrainParams
 from cifar10.training.distribution import Cluster, describe_shard, make_cluster, sharded_batches
 from cifar10.training.history import EpochHistory
@@ -89,7 +90,11 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
     from cifar10.training.backup import ResumableEarlyStopping, TrainingBackup, load_state, restore
     from cifar10.training.runtime import seed_everything
 
-    train_rows, val_rows = split_rows(train_ds.y, cfg.validation_split, seed, cfg.train_size)
+    source = train_ds.extra.get("source") if cfg.validation_from == "originals" else None
+    if source is None and cfg.validation_from == "originals" and "synthetic" in train_ds.extra:
+        raise PipelineError("params.yaml: train.validation_from: originals needs the `source` array the augment "
+                            "stage writes beside `synthetic`; this training set has none (rerun augment)")
+    train_rows, val_rows = split_rows(train_ds.y, cfg.validation_split, seed, cfg.train_size, source=source)
     cluster = cluster or make_cluster(cfg.distribution)
     seed_everything(seed, deterministic)
     model = compiled_cnn(cfg, len(train_ds.classes), cluster, (train_ds.x[:1], train_ds.y[:1]), fused_batch_norm)
