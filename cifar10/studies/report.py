@@ -10,7 +10,7 @@ from typing import Callable
 
 from cifar10.studies.gap import gap_lines
 from cifar10.studies.part3 import band_figure, band_tables, setups_of
-from cifar10.studies.plan import PART2, SEEDS, experiments, variants_of
+from cifar10.studies.plan import PART2, SEEDS, SETUP_TARGETS, experiments, variants_of
 from cifar10.studies.records import Trained
 
 FIGURES = Path("figures/studies")
@@ -152,7 +152,9 @@ def part3_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
     setups = setups_of(records)
     out = ["## Part 3: the imbalance models over seeds", "",
            "Mean (min to max) (n) over the seeds that have finished, beside the study's published figure. Each "
-           "setup runs on the same seeds; the runs are listed below with their CPU.", ""]
+           "setup runs on the same seeds; the runs are listed below with their CPU. " + " ".join(
+               f"`{setup}` trains the {target.split('@')[1]} model only (the other would train exactly as under the defaults)."
+               for setup, target in SETUP_TARGETS.items()), ""]
     if any(setups.values()):
         path = figures / "part3.png"
         band_figure(setups, path)
