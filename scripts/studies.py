@@ -67,7 +67,7 @@ def stoppable() -> None:
 
 
 def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> int:
-    from cifar10.studies.records import finished
+    from cifar10.studies.records import close_stale_runs, finished
 
     stoppable()
     client, experiment_id = _store()
@@ -80,6 +80,9 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
         print(f"[{i}/{len(planned)}] {exp.name}: {' '.join(cmd)}", flush=True)
         if dry_run:
             continue
+        if experiment_id and (stale := close_stale_runs(client, experiment_id, exp.name)):
+            print(f"[{i}/{len(planned)}] {exp.name}: {stale} run(s) left RUNNING by a killed process marked KILLED",
+                  flush=True)
         started = time.perf_counter()
         env = {**os.environ, "PIPELINE_RUN_TAGS": json.dumps(exp.tags())}
         try:

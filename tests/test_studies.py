@@ -243,3 +243,18 @@ def test_validation_is_compared_with_test_per_model_and_the_synthetic_split_name
     assert "baseline +0.010 (+0.000 to +0.020) (2 seed(s)); augmented +0.090 (+0.080 to +0.100) (2 seed(s))." in line
     assert "synthetic variants of the same originals" in line
     assert "synthetic" not in validation_lines({42: both(0.80, 0.72)})[0]
+
+
+def test_runs_a_dead_process_left_running_are_closed_before_the_experiment_resumes(tmp_path):
+    from cifar10.studies.records import close_stale_runs
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.create_experiment("cifar10-imbalance")
+    left = [client.create_run(exp, tags={"dvc_exp_name": "part3-defaults-seed43", "stage": s}).info.run_id
+            for s in ("part3-defaults-seed43", "train-baseline")]  # the group's parent run and a stage run
+    done = client.create_run(exp, tags={"dvc_exp_name": "part3-defaults-seed43", "stage": "download"}).info.run_id
+    client.set_terminated(done, "FINISHED")
+    other = client.create_run(exp, tags={"dvc_exp_name": "part3-defaults-seed44"}).info.run_id
+    assert close_stale_runs(client, exp, "part3-defaults-seed43") == 2
+    assert [client.get_run(r).info.status for r in (*left, done, other)] == ["KILLED", "KILLED", "FINISHED", "RUNNING"]
+    assert close_stale_runs(client, exp, "part3-defaults-seed43") == 0
