@@ -48,11 +48,13 @@ def test_stage_runs_are_named_tagged_grouped_and_log_their_sections(mlflow_uri, 
         tracker.log_metrics({"count_train_cat": 5}, step=None)
         tracker.log_metrics({"loss": 1.5}, step=1)
         tracker.log_metrics({"loss": 1.0}, step=2)
-    with stage_run("imbalance-subsample", params, ["imbalance"]):
-        pass
+    with stage_run("imbalance-subsample", params, ["imbalance"]) as tracker:
+        # The group ended FINISHED with the download stage and runs again while this stage does.
+        parent_now = MlflowClient(mlflow_uri).get_run(tracker.client.get_run(tracker.run_id).data.tags["mlflow.parentRunId"])
+        assert parent_now.info.status == "RUNNING"
     runs = _runs(mlflow_uri)
     download, imbalance = runs["download"], runs["imbalance-subsample"]
-    assert download.info.status == "FINISHED"
+    assert download.info.status == "FINISHED" and runs["lucid-lamb"].info.status == "FINISHED"
     assert download.data.tags["stage"] == "download"
     assert download.data.tags["dvc_exp_name"] == "lucid-lamb"
     assert download.data.tags["dvc_exp_baseline"] == "abc123"

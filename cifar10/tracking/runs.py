@@ -51,6 +51,7 @@ def stage_run(stage: str, params: Params, sections: Sequence[str]) -> Iterator[T
         client, experiment_id = open_store(uri, params.tracking.experiment)
         tags = run_tags()
         parent = _parent_run(client, experiment_id, tags)
+        client.update_run(parent, status="RUNNING")  # the group runs while any of its stages does
         run = client.create_run(experiment_id, run_name=stage,
                                 tags={**tags, "stage": stage, "mlflow.parentRunId": parent})
         tracker = Tracker(client, run.info.run_id, stage, experiment_id)
