@@ -182,6 +182,12 @@ def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_i
     assert "Raises val balanced accuracy on every seed: proposed as the default (chosen on validation only)." in lines
     assert "Does not raise val balanced accuracy on every seed: the defaults stay." in lines  # seed 44 fell
     assert "Inside the float32 seed band on all four test figures; 0.50x the float32 images/s of the same seed." in lines
+    # Validating on other rows: never judged on its validation figures, which are set beside test accuracy instead.
+    honest = {s: {"baseline": _trained(f"o{s}", 0.70, val=(0.6, 0.71, 0.69))} for s in defaults}
+    own = "\n".join(gap_lines({"defaults": defaults, "val-originals": honest, "mixed_bfloat16": {}}))
+    assert ("val-originals minus the defaults, seed by seed (42, 43, 44): test accuracy -0.030 (-0.040 to -0.020);" in own
+            and "Not judged on validation" in own and "proposed" not in own and "the defaults stay" not in own)
+    assert "Kept weights' val balanced accuracy minus test accuracy: +0.010 (+0.010 to +0.010); the defaults': -0.030 (-0.040 to -0.020)." in own
     one = "\n".join(gap_lines({"defaults": {42: defaults[42]}, "no-restore": {}, "val-accuracy": {}, "mixed_bfloat16": {}}))
     assert "over 1 default seed(s): accuracy +0.060; macro F1 +0.040;" in one  # one seed has no band to be outside of
 

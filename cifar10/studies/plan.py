@@ -38,6 +38,9 @@ SETUPS: dict[str, tuple[str, ...]] = {
 # A setup that changes one model only runs that model: without synthetic rows, the baseline's split is
 # the same under val-originals.
 SETUP_TARGETS = {"val-originals": "evaluate@augmented"}
+# Setups validating on other rows than the defaults: their validation figures are not comparable with
+# the defaults', so they are not judged on them.
+OWN_VALIDATION = frozenset({"val-originals"})
 
 
 @dataclass(frozen=True)
