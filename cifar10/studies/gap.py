@@ -105,7 +105,7 @@ def explained_lines(setups: Setups) -> list[str]:
                                          "band, not the defaults')" if inside else
                                          "unexplained by seed noise" + (f" and by {len(bands)} setup(s) (closest: {closest}, "
                                          f"the study minus its mean {target - statistics.mean(bands[closest]):+.3f})"
-                                         if closest else "")))
+                                         if closest else " (no setup has two seeds yet)")))
         if found:
             out.append(f"- **What explains the {model} gap**, figure by figure: " + "; ".join(found) + ".")
     return out
