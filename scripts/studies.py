@@ -72,6 +72,10 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
     stoppable()
     client, experiment_id = _store()
     planned = [e for e in experiments() if only in (None, e.part) and (not names or e.name in names)]
+    if experiment_id and not dry_run:  # nothing of these runs now: what a killed process left RUNNING is over
+        stale = sum(close_stale_runs(client, experiment_id, e.name) for e in planned)
+        if stale:
+            print(f"{stale} run(s) that a killed process left RUNNING are now marked KILLED", flush=True)
     for i, exp in enumerate(planned, 1):
         if experiment_id and finished(client, experiment_id, exp.name, exp.target):
             print(f"[{i}/{len(planned)}] {exp.name}: finished earlier, skipped", flush=True)
@@ -80,9 +84,6 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
         print(f"[{i}/{len(planned)}] {exp.name}: {' '.join(cmd)}", flush=True)
         if dry_run:
             continue
-        if experiment_id and (stale := close_stale_runs(client, experiment_id, exp.name)):
-            print(f"[{i}/{len(planned)}] {exp.name}: {stale} run(s) left RUNNING by a killed process marked KILLED",
-                  flush=True)
         started = time.perf_counter()
         env = {**os.environ, "PIPELINE_RUN_TAGS": json.dumps(exp.tags())}
         try:

@@ -48,8 +48,8 @@ def finished(client: Any, experiment_id: str, name: str, stage: str) -> bool:
 
 def close_stale_runs(client: Any, experiment_id: str, name: str) -> int:
     """Mark KILLED the runs of experiment `name` still RUNNING, and return how many there were. The runner
-    runs one experiment at a time, so before it (re)starts one, such a run was left by a process that died
-    without closing it (SIGKILL, a machine that went down): the UI should not show it as running."""
+    calls it before it runs anything, so such a run was left by a process that died without closing it
+    (SIGKILL, a machine that went down): the UI should not show it as running."""
     runs = client.search_runs([experiment_id], f"tags.dvc_exp_name = '{name}' and attributes.status = 'RUNNING'")
     for run in runs:
         client.set_terminated(run.info.run_id, "KILLED")
