@@ -83,6 +83,19 @@ def _explains(study: float, values: list[float]) -> bool:
     return len(values) > 1 and min(values) <= study <= max(values)
 
 
+def _explanation(target: float, ours: list[float], bands: dict[str, list[float]]) -> str:
+    """What explains one figure's gap: seed noise, a candidate setup, or nothing measured (closest named)."""
+    if _explains(target, ours):
+        return f"seed noise (the study's {target:.2f} is inside the defaults' band)"
+    if inside := [k for k, v in bands.items() if _explains(target, v)]:
+        return f"the setup {' or '.join(inside)} (the study's {target:.2f} is inside its band, not the defaults')"
+    if not bands:
+        return "unexplained by seed noise (no setup has two seeds yet)"
+    closest = min(bands, key=lambda k: abs(target - statistics.mean(bands[k])))
+    return (f"unexplained by seed noise and by {len(bands)} setup(s) (closest: {closest}, the study minus its mean "
+            f"{target - statistics.mean(bands[closest]):+.3f})")
+
+
 def explained_lines(setups: Setups) -> list[str]:
     """Per model and test figure, what the measured runs say about the gap: the study's figure inside the
     defaults' seed band (seed noise can explain it), inside a candidate setup's band (that setup can),
@@ -92,20 +105,10 @@ def explained_lines(setups: Setups) -> list[str]:
     for model in MODELS:
         found = []
         for label, key, study in FIGURES:
-            target, ours = study(STUDY[model]), values_of(setups["defaults"], model, metric(key))
-            if len(ours) < 2:
-                continue
-            if _explains(target, ours):
-                found.append(f"{label}: seed noise (the study's {target:.2f} is inside the defaults' band)")
-                continue
-            bands = {k: v for k, runs in candidates.items() if len(v := values_of(runs, model, metric(key))) > 1}
-            inside = [k for k, v in bands.items() if _explains(target, v)]
-            closest = min(bands, key=lambda k: abs(target - statistics.mean(bands[k])), default=None)
-            found.append(f"{label}: " + (f"the setup {' or '.join(inside)} (the study's {target:.2f} is inside its "
-                                         "band, not the defaults')" if inside else
-                                         "unexplained by seed noise" + (f" and by {len(bands)} setup(s) (closest: {closest}, "
-                                         f"the study minus its mean {target - statistics.mean(bands[closest]):+.3f})"
-                                         if closest else " (no setup has two seeds yet)")))
+            ours = values_of(setups["defaults"], model, metric(key))
+            if len(ours) > 1:
+                bands = {k: v for k, runs in candidates.items() if len(v := values_of(runs, model, metric(key))) > 1}
+                found.append(f"{label}: {_explanation(study(STUDY[model]), ours, bands)}")
         if found:
             out.append(f"- **What explains the {model} gap**, figure by figure: " + "; ".join(found) + ".")
     return out
