@@ -47,7 +47,7 @@ def gap_lines(setups: Setups) -> list[str]:
         if not ours["accuracy"]:
             continue
         parts = [f"{label} {study(STUDY[model]) - statistics.mean(ours[label]):+.3f}" + (
-                 f" (study {'inside' if min(ours[label]) <= study(STUDY[model]) <= max(ours[label]) else 'outside'}"
+                 f" (study {'inside' if _explains(study(STUDY[model]), ours[label]) else 'outside'}"
                  " our band)" if len(ours[label]) > 1 else "") for label, _, study in FIGURES]
         out.append(f"- **{model}**, the study minus our mean over {len(ours['accuracy'])} default seed(s): "
                    + "; ".join(parts) + ".")

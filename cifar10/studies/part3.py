@@ -1,10 +1,10 @@
 """Part 3 of STUDIES.md: the imbalance models over seeds, as band tables and a figure per setup.
 
-Setups are judged (cifar10.studies.gap) on validation figures only: the
-val balanced accuracy (mean per-class recall) of the weights a run keeps (its best epoch when early
-stopping restores them, its last epoch otherwise), the validation estimate of accuracy on the
-balanced test set; plain val accuracy follows the imbalanced split and is shown beside it. Test
-figures are reported and never used to choose.
+Setups are judged (cifar10.studies.gap) on validation figures only: the val balanced accuracy (mean
+per-class recall) of the weights a run keeps (its best epoch when early stopping restores them, its
+last epoch otherwise), the validation estimate of accuracy on the balanced test set; plain val
+accuracy follows the imbalanced split and is shown beside it. Test figures are reported and never
+used to choose.
 """
 from __future__ import annotations
 
