@@ -6,7 +6,8 @@
 `run` runs the planned DVC experiments (cifar10.studies.plan) one at a time, each in a temporary copy
 of the repository (`dvc exp run --temp`: the workspace and params.yaml stay untouched), all logging to
 the project's MLflow store. It skips experiments that finished and resumes one that was stopped (its
-training resumes from the last completed epoch). `report` writes STUDIES.md and figures/studies/*.png
+training resumes from the last completed epoch; a training that had finished restores its model from
+the backup the runner keeps until the experiment ends). `report` writes STUDIES.md and figures/studies/*.png
 from the runs' own records. Run it in a project whose download source is set (the real data).
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from cifar10.schema import load_params
 from cifar10.studies.plan import experiments
 from cifar10.tracking.store import tracking_uri
+from cifar10.training.backup_folders import KEEP_FINISHED_ENV, delete_backup, experiment_backups
 
 
 def _store():
@@ -66,6 +68,11 @@ def stoppable() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
+def _drop_backups(experiment: str) -> None:
+    for folder in experiment_backups(experiment):
+        delete_backup(folder)
+
+
 def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> int:
     from cifar10.studies.records import close_stale_runs, finished
 
@@ -78,6 +85,7 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
             print(f"{stale} run(s) that a killed process left RUNNING are now marked KILLED", flush=True)
     for i, exp in enumerate(planned, 1):
         if experiment_id and finished(client, experiment_id, exp.name, exp.target):
+            _drop_backups(exp.name)  # left if a stop came between its end and their deletion
             print(f"[{i}/{len(planned)}] {exp.name}: finished earlier, skipped", flush=True)
             continue
         cmd = exp.command(tuple(extra))
@@ -85,7 +93,8 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
         if dry_run:
             continue
         started = time.perf_counter()
-        env = {**os.environ, "PIPELINE_RUN_TAGS": json.dumps(exp.tags())}
+        # A resumed experiment reruns every stage: a training that had finished restores from its backup.
+        env = {**os.environ, "PIPELINE_RUN_TAGS": json.dumps(exp.tags()), KEEP_FINISHED_ENV: "1"}
         try:
             code = run_child(cmd, env)
         except KeyboardInterrupt:
@@ -95,6 +104,7 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
         if code != 0:
             print(f"error: experiment {exp.name} failed (exit {code}); rerun to resume it", file=sys.stderr)
             return code
+        _drop_backups(exp.name)
         print(f"[{i}/{len(planned)}] {exp.name}: done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
         client, experiment_id = _store()
     return 0

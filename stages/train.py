@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     from cifar10.tracking.registry import register
     from cifar10.tracking.runs import stage_run
     from cifar10.tracking.tracker import NullTracker
-    from cifar10.training.backup import backup_folder, delete_backup, load_state
+    from cifar10.training.backup import load_state
+    from cifar10.training.backup_folders import backup_folder, finish_backup
     from cifar10.training.distribution import make_cluster, save_on_worker, write_shard_report
     from cifar10.training.fit import train
     from cifar10.training.history import EpochHistory, console_sink, csv_sink, tracker_sink, write_history
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         tracker.log_artifact(out_history, "curves")
         tracker.log_datasets([dataset_input(train_path, train_ds, "training")])
         register(tracker, model, out_model, params.tracking.registered_model, variant, train_ds.x)
-        delete_backup(backup)
+        finish_backup(backup)  # kept while the studies runner's experiment is unfinished
     print(f"{stage}: best epoch {info['best_epoch']} of {info['epochs_run']}, "
           f"{info['images_per_s']:.0f} images/s -> {out_model}")
 

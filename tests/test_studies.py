@@ -2,7 +2,11 @@
 real (tiny) DVC experiments; the page is computed from MLflow records and nothing else."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from mlflow.entities import Metric
@@ -105,8 +109,24 @@ def test_runner_runs_then_skips_and_the_report_names_the_run(pipeline_repo, monk
     repo = pipeline_repo
     monkeypatch.delenv("MLFLOW_TRACKING_URI")  # the project's own store, as users run it
     one = [sys.executable, "-m", "scripts.studies", "run", "--name", "part2-hidden-layers-0"]  # 4 stages: the smallest
-    first = run(one, repo, {"PYTHONPATH": str(repo)})
+    env = {**os.environ, "PYTHONPATH": str(repo), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    stopped = subprocess.Popen(one, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in stopped.stdout:  # stop it in the stage after its training has finished
+        if line.startswith("train-baseline: best epoch"):
+            stopped.send_signal(signal.SIGINT)
+            break
+    out, _ = stopped.communicate(timeout=300)
+    assert stopped.returncode == 130, out
+    assert list(repo.glob(".train_backup/baseline-part2-hidden-layers-0-*/state.npz")), "kept: the experiment is unfinished"
+    first = run(one, repo, {"PYTHONPATH": str(repo)})  # resumes
     assert "part2-hidden-layers-0: done" in first.stdout
+    assert not list(repo.glob(".train_backup/*")), "deleted once the experiment finished"
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("cifar10-imbalance").experiment_id
+    trained, restored = client.search_runs([exp], "tags.stage = 'train-baseline' and attributes.status = 'FINISHED'",
+                                           order_by=["attributes.start_time ASC"])
+    assert restored.data.params["resumed_from_epoch"] == str(int(trained.data.metrics["epochs_run"]))  # not retrained
+    assert restored.data.metrics["train_images_per_s"] == trained.data.metrics["train_images_per_s"] > 0
     again = run(one, repo, {"PYTHONPATH": str(repo)})
     assert "part2-hidden-layers-0: finished earlier, skipped" in again.stdout
     run([sys.executable, "-m", "scripts.studies", "report"], repo, {"PYTHONPATH": str(repo)})
@@ -114,10 +134,9 @@ def test_runner_runs_then_skips_and_the_report_names_the_run(pipeline_repo, monk
     hidden = page.split("### hidden layers")[1].split("###")[0]
     assert "| 0 | `part2-hidden-layers-0` | 42 | `" in hidden and "| float32 |" in hidden
     assert (repo / "figures/studies/hidden-layers.png").stat().st_size > 5000
-    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("cifar10-imbalance").experiment_id
     tagged = client.search_runs([exp], "tags.studies LIKE '%hidden layers%' and tags.stage = 'train-baseline'")
-    assert len(tagged) == 1 and tagged[0].data.params["train.model.dense_units"] == "[]"  # the UI's filter
+    assert [r.info.run_id for r in tagged] == [restored.info.run_id, trained.info.run_id]  # the UI's filter
+    assert {r.data.params["train.model.dense_units"] for r in tagged} == {"[]"}
 
 
 def _experiment_mimic(tmp_path) -> str:

@@ -242,6 +242,57 @@ def test_sigkill_after_an_epoch_then_rerun_ends_like_an_uninterrupted_run(uninte
     assert not list(root.glob(".train_backup/*"))
 
 
+def test_an_experiments_backups_are_its_own_and_no_other_experiments(tmp_path, monkeypatch):
+    from cifar10.training.backup_folders import backup_folder, experiment_backups
+
+    data = tmp_path / "train.npz"
+    data.write_bytes(b"rows")
+    made = {}
+    for experiment in ("part3-no-restore-seed42", "restore-seed42", "part3-defaults-seed4", "part3-defaults-seed44"):
+        monkeypatch.setenv("DVC_EXP_NAME", experiment)
+        made[experiment] = {backup_folder(v, {"epochs": 2}, data, tmp_path) for v in ("baseline", "augmented")}
+        for folder in made[experiment]:
+            folder.mkdir()
+    (tmp_path / "notes-restore-seed42-0123456789abcdef").mkdir()  # not a training's backup
+    for experiment, folders in made.items():
+        assert set(experiment_backups(experiment, tmp_path)) == folders, experiment
+    monkeypatch.setenv("DVC_EXP_NAME", "part3-defaults-seed4")
+    again = backup_folder("baseline", {"epochs": 3}, data, tmp_path)  # other params: its old folder goes
+    assert not any(f.exists() for f in made["part3-defaults-seed4"] if f.name.startswith("baseline"))
+    assert again not in made["part3-defaults-seed4"] and all(f.exists() for f in made["part3-defaults-seed44"])
+
+
+@pytest.mark.slow
+def test_a_kept_finished_backup_restores_the_model_and_its_speed_without_training(uninterrupted, tmp_path,
+                                                                                 monkeypatch):
+    """The studies runner keeps a finished training's backup: its forced rerun restores, not retrains."""
+    from cifar10.training.backup_folders import KEEP_FINISHED_ENV
+
+    reference, _ = uninterrupted
+    root = _project(tmp_path / "project")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv(KEEP_FINISHED_ENV, "1")
+    main(["--variant", "baseline"])
+    assert list(root.glob(".train_backup/baseline-*/state.npz")), "kept while the env variable is set"
+    (root / "models/baseline.keras").unlink()  # as in a new temporary workspace
+    main(["--variant", "baseline"])
+
+    for a, b in zip(_weights(reference / "models/baseline.keras"), _weights(root / "models/baseline.keras")):
+        np.testing.assert_array_equal(a, b)
+    assert _read_csv(root / "plots/baseline/history.csv") == _read_csv(reference / "plots/baseline/history.csv")
+    client, runs = _stage_runs(uri, "train-baseline")
+    first, restored = sorted(runs, key=lambda r: r.info.start_time)
+    epochs = first.data.metrics["epochs_run"]
+    assert restored.data.params["resumed_from_epoch"] == str(int(epochs))  # no epoch trained again
+    for key in ("epochs_run", "best_epoch", "train_images_per_s", "train_seconds"):
+        assert restored.data.metrics[key] == pytest.approx(first.data.metrics[key]), key
+    assert first.data.metrics["train_images_per_s"] > 0
+    steps = [m.step for m in client.get_metric_history(restored.info.run_id, "val_loss")]
+    assert sorted(steps) == list(range(1, int(epochs) + 1))  # the restored run shows the whole curve
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_training_with_one_line_keeps_the_backup_and_marks_the_run_killed(tmp_path):
     root = _project(tmp_path / "project")

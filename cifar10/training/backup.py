@@ -4,32 +4,22 @@ Keras' own BackupAndRestore restores weights, optimizer slots and the epoch coun
 dropout layers' random-seed state, the early-stopping bookkeeping or the per-epoch history, so a
 resumed run would drift from an uninterrupted one. This backup stores all of them after every epoch,
 in one file replaced atomically, so a kill at any moment leaves the previous epoch's state intact.
-The folder is keyed to everything that shapes training (params and the training data's bytes), so
-a run with other params or data never resumes from it. It lives at the project root, outside every
-DVC output, so a DVC experiment killed in its temporary workspace resumes when it is run again.
+Where the backup lives and when it is deleted: cifar10.training.backup_folders.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
-import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from cifar10.checksums import file_checksum
-from cifar10.paths import project_root
 from cifar10.training.history import EpochHistory
 
 _STATE_FILE = "state.npz"
-
-
-def backup_root() -> Path:
-    return project_root() / ".train_backup"
 
 
 @dataclass
@@ -42,22 +32,7 @@ class TrainState:
     early_stopping: dict = field(default_factory=dict)
     variables: list[np.ndarray] = field(default_factory=list)
     best_weights: list[np.ndarray] | None = None
-
-
-def backup_folder(name: str, key: object, data_path: Path, root: Path | None = None) -> Path:
-    """The resume folder of `name` (in a DVC experiment: of that experiment) for this training key
-    (JSON-able params) and data file; its folders for other keys (left by runs with other params or
-    data) are deleted. Parallel queue workers run different experiments, so they never share one."""
-    root = root or backup_root()
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
-    digest.update(file_checksum(data_path, "sha256").encode())
-    experiment = re.sub(r"[^A-Za-z0-9_.-]", "_", os.environ.get("DVC_EXP_NAME", "")) or "workspace"
-    name = f"{name}-{experiment}"
-    folder = root / f"{name}-{digest.hexdigest()[:16]}"
-    for stale in root.glob(f"{name}-*"):
-        if stale != folder:
-            shutil.rmtree(stale, ignore_errors=True)
-    return folder
+    seconds: float | None = None  # training time of the finished epochs, over all sittings (None: not kept)
 
 
 def _state_variables(model) -> list:
@@ -96,7 +71,8 @@ def load_state(folder: Path | None) -> TrainState | None:
             best = [npz[f"b{i}"] for i in range(meta["n_best"])] if meta["n_best"] is not None else None
     except (OSError, ValueError, KeyError):
         return None
-    return TrainState(meta["epochs_done"], meta["stopped"], meta["history"], meta["early_stopping"], variables, best)
+    return TrainState(meta["epochs_done"], meta["stopped"], meta["history"], meta["early_stopping"], variables, best,
+                      meta.get("seconds"))  # older backups did not keep the time
 
 
 def restore(model, state: TrainState) -> bool:
@@ -114,19 +90,29 @@ def restore(model, state: TrainState) -> bool:
 
 
 class TrainingBackup(keras.callbacks.Callback):
-    """Writes the training state to `folder` after every epoch (nothing when `folder` is None).
+    """Writes the training state to `folder` after every epoch (nothing when `folder` is None) and
+    times the epochs (the time a restored run reports is the one its backup kept).
 
     Put it after the EpochHistory and EarlyStopping callbacks, so the state it saves includes that
     epoch's row and early-stopping decision.
     """
 
-    def __init__(self, folder: str | Path | None, history: EpochHistory, early_stopping: ResumableEarlyStopping):
+    def __init__(self, folder: str | Path | None, history: EpochHistory, early_stopping: ResumableEarlyStopping,
+                 seconds_before: float | None = 0.0):
+        """`seconds_before`: the training time of the epochs an earlier sitting finished (None: unknown)."""
         super().__init__()
         self.folder = Path(folder) if folder is not None else None
         self.history = history
         self.early_stopping = early_stopping
+        self.seconds_before = seconds_before
+        self.seconds_here = 0.0  # from the start of this sitting's training to its last finished epoch
+        self._started = time.perf_counter()
+
+    def on_train_begin(self, logs=None):
+        self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        self.seconds_here = time.perf_counter() - self._started
         if self.folder is None:
             return
         es = self.early_stopping
@@ -138,6 +124,7 @@ class TrainingBackup(keras.callbacks.Callback):
             "early_stopping": es.state(),
             "n_variables": len(_state_variables(self.model)),
             "n_best": None if best is None else len(best),
+            "seconds": None if self.seconds_before is None else self.seconds_before + self.seconds_here,
         }
         arrays = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(_state_variables(self.model))}
         arrays.update({f"b{i}": np.asarray(w) for i, w in enumerate(best or [])})
@@ -145,8 +132,3 @@ class TrainingBackup(keras.callbacks.Callback):
         tmp = self.folder / f".{_STATE_FILE}.tmp.npz"
         np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
         os.replace(tmp, self.folder / _STATE_FILE)  # a kill leaves either the old state or the new one
-
-
-def delete_backup(folder: Path | None) -> None:
-    if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)

@@ -6,7 +6,6 @@ injected through the EpochHistory's sinks.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,18 +126,27 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
                                               range(max(cfg.epochs - first_epoch, 1)), shuffle=False)
         steps, val_steps = found["steps"], val_found["steps"]
         shard = describe_shard(cluster, found)
-    started = time.perf_counter()
+    # The speed covers every epoch, also those of earlier sittings (their time is in the backup), so a
+    # resumed run, or a finished one restored from its backup, reports the whole training's speed.
+    seconds_before = state.seconds if restored else 0.0
     if first_epoch < cfg.epochs:
+        backup = TrainingBackup(backup_dir, history, es, seconds_before)
         model.fit(
             train_data, epochs=cfg.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
             validation_data=val_data, validation_steps=val_steps,
-            callbacks=[history, *callbacks, es, TrainingBackup(backup_dir, history, es)], shuffle=False, verbose=0,
+            callbacks=[history, *callbacks, es, backup], shuffle=False, verbose=0,
         )
         stopped = bool(model.stop_training)
-    elif cfg.early_stopping.restore_best_weights and state.best_weights is not None:
-        model.set_weights(state.best_weights)  # training had finished; only the final restore was lost
-    seconds = time.perf_counter() - started
-    epochs_here = len(history.rows) - first_epoch if first_epoch < cfg.epochs else 0
+        seconds_here = backup.seconds_here
+    else:  # training had finished: only what follows fit() was lost
+        es.on_train_begin()  # puts back the early-stopping record: best epoch and best weights
+        if cfg.early_stopping.restore_best_weights and es.best_weights is not None:
+            model.set_weights(es.best_weights)
+        seconds_here = 0.0
+    if seconds_before is None:  # a backup that did not keep its time: only this sitting's epochs count
+        epochs_timed, seconds = len(history.rows) - first_epoch, seconds_here
+    else:
+        epochs_timed, seconds = len(history.rows), seconds_before + seconds_here
     info = {
         "best_epoch": int(es.best_epoch) + 1 if es.best is not None else len(history.rows),
         "epochs_run": len(history.rows),
@@ -147,7 +155,7 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
         "train_images": len(train_rows),
         "val_images": len(val_rows),
         "train_seconds": seconds,
-        "images_per_s": epochs_here * len(train_rows) / seconds if epochs_here and seconds > 0 else 0.0,
+        "images_per_s": epochs_timed * len(train_rows) / seconds if epochs_timed and seconds > 0 else 0.0,
         **param_counts(model),
     }
     return TrainResult(model, list(history.rows), info, shard)
