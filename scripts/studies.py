@@ -68,9 +68,15 @@ def stoppable() -> None:
     signal.signal(signal.SIGTERM, interrupt)
 
 
-def _drop_backups(experiment: str) -> None:
+def _wrap_up(client, experiment_id: str | None, experiment: str) -> None:
+    """What a finished experiment no longer needs: its training backups and, in the UI's study filter,
+    the runs a later run replaced."""
+    from cifar10.studies.records import retire_superseded
+
     for folder in experiment_backups(experiment):
         delete_backup(folder)
+    if experiment_id:
+        retire_superseded(client, experiment_id, experiment)
 
 
 def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> int:
@@ -85,7 +91,7 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
             print(f"{stale} run(s) that a killed process left RUNNING are now marked KILLED", flush=True)
     for i, exp in enumerate(planned, 1):
         if experiment_id and finished(client, experiment_id, exp.name, exp.target):
-            _drop_backups(exp.name)  # left if a stop came between its end and their deletion
+            _wrap_up(client, experiment_id, exp.name)  # in case a stop came between its end and its wrap-up
             print(f"[{i}/{len(planned)}] {exp.name}: finished earlier, skipped", flush=True)
             continue
         cmd = exp.command(tuple(extra))
@@ -104,9 +110,9 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
         if code != 0:
             print(f"error: experiment {exp.name} failed (exit {code}); rerun to resume it", file=sys.stderr)
             return code
-        _drop_backups(exp.name)
-        print(f"[{i}/{len(planned)}] {exp.name}: done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
         client, experiment_id = _store()
+        _wrap_up(client, experiment_id, exp.name)
+        print(f"[{i}/{len(planned)}] {exp.name}: done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     return 0
 
 

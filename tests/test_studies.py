@@ -104,6 +104,34 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     assert "`part3-defaults-seed44`" in page.split("**Still to run**")[1].split("\n")[0]
 
 
+def test_superseded_runs_leave_the_study_filter_and_name_their_successor(mlflow_uri):
+    from cifar10.studies.records import retire_superseded
+
+    client = MlflowClient(mlflow_uri)
+    exp = client.create_experiment("cifar10-imbalance")
+
+    def stage_run(name, stage, status, at):
+        tags = {"dvc_exp_name": name, "studies": "part3 defaults"} | ({"stage": stage} if stage else {})
+        run_ = client.create_run(exp, start_time=at, tags=tags)
+        client.set_terminated(run_.info.run_id, status)
+        return run_.info.run_id
+
+    # A first sitting stopped during train-augmented; the second reran every stage, restoring train-baseline.
+    old = [stage_run("part3-defaults-seed44", None, "KILLED", 1), stage_run("part3-defaults-seed44", "train-baseline",
+           "FINISHED", 2), stage_run("part3-defaults-seed44", "train-augmented", "KILLED", 3)]
+    new = [stage_run("part3-defaults-seed44", None, "FINISHED", 10), stage_run("part3-defaults-seed44",
+           "train-baseline", "FINISHED", 11), stage_run("part3-defaults-seed44", "train-augmented", "FINISHED", 12)]
+    other = stage_run("part3-defaults-seed43", "train-baseline", "FINISHED", 0)  # another experiment's, older
+
+    assert retire_superseded(client, exp, "part3-defaults-seed44") == 3
+    shown = client.search_runs([exp], "tags.studies LIKE '%part3%'")
+    assert {r.info.run_id for r in shown} == {*new, other}
+    for before, after in zip(old, new):
+        tags = client.get_run(before).data.tags
+        assert tags["superseded_by"] == after and tags["studies_superseded"] == "part3 defaults" and "studies" not in tags
+    assert retire_superseded(client, exp, "part3-defaults-seed44") == 0  # once is enough
+
+
 @pytest.mark.slow
 def test_runner_runs_then_skips_and_the_report_names_the_run(pipeline_repo, monkeypatch):
     repo = pipeline_repo
@@ -135,8 +163,10 @@ def test_runner_runs_then_skips_and_the_report_names_the_run(pipeline_repo, monk
     assert "| 0 | `part2-hidden-layers-0` | 42 | `" in hidden and "| float32 |" in hidden
     assert (repo / "figures/studies/hidden-layers.png").stat().st_size > 5000
     tagged = client.search_runs([exp], "tags.studies LIKE '%hidden layers%' and tags.stage = 'train-baseline'")
-    assert [r.info.run_id for r in tagged] == [restored.info.run_id, trained.info.run_id]  # the UI's filter
-    assert {r.data.params["train.model.dense_units"] for r in tagged} == {"[]"}
+    # The UI's filter: the run the page reports, not the first sitting's (it names its successor).
+    assert [r.info.run_id for r in tagged] == [restored.info.run_id]
+    assert tagged[0].data.params["train.model.dense_units"] == "[]"
+    assert client.get_run(trained.info.run_id).data.tags["superseded_by"] == restored.info.run_id
 
 
 def _experiment_mimic(tmp_path) -> str:

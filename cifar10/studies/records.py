@@ -56,6 +56,30 @@ def close_stale_runs(client: Any, experiment_id: str, name: str) -> int:
     return len(runs)
 
 
+def retire_superseded(client: Any, experiment_id: str, name: str) -> int:
+    """Take the `studies` tag off the runs of experiment `name` that a later FINISHED run of the same stage
+    (or group run) replaced, and return how many: a stopped sitting's runs, a finished training rerun
+    when the experiment resumed. Each keeps its study under `studies_superseded` and names its successor
+    in `superseded_by`, so the UI filter on `tags.studies` shows one run per stage and experiment: the
+    one the page reports. Call it once the experiment has finished."""
+    runs = client.search_runs([experiment_id], f"tags.dvc_exp_name = '{name}' and tags.studies IS NOT NULL",
+                              order_by=["attributes.start_time DESC"])
+    latest: dict[str, Any] = {}
+    for run in runs:
+        key = run.data.tags.get("stage", "group")
+        if run.info.status == "FINISHED" and key not in latest:
+            latest[key] = run
+    retired = 0
+    for run in runs:
+        successor = latest.get(run.data.tags.get("stage", "group"))
+        if successor is not None and run.info.start_time < successor.info.start_time:
+            client.set_tag(run.info.run_id, "studies_superseded", run.data.tags["studies"])
+            client.set_tag(run.info.run_id, "superseded_by", successor.info.run_id)
+            client.delete_tag(run.info.run_id, "studies")
+            retired += 1
+    return retired
+
+
 def trained_models(client: Any, experiment_id: str, name: str) -> dict[str, Trained]:
     """model -> its latest finished training run in experiment `name` that has test figures."""
     out = {}
