@@ -85,13 +85,15 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
     stoppable()
     client, experiment_id = _store()
     planned = [e for e in experiments() if only in (None, e.part) and (not names or e.name in names)]
+    done = {e.name for e in planned if experiment_id and finished(client, experiment_id, e.name, e.target)}
     if experiment_id and not dry_run:  # nothing of these runs now: what a killed process left RUNNING is over
         stale = sum(close_stale_runs(client, experiment_id, e.name) for e in planned)
         if stale:
             print(f"{stale} run(s) that a killed process left RUNNING are now marked KILLED", flush=True)
+        for name in done:  # before anything runs, in case a stop came between an experiment's end and its wrap-up
+            _wrap_up(client, experiment_id, name)
     for i, exp in enumerate(planned, 1):
-        if experiment_id and finished(client, experiment_id, exp.name, exp.target):
-            _wrap_up(client, experiment_id, exp.name)  # in case a stop came between its end and its wrap-up
+        if exp.name in done:
             print(f"[{i}/{len(planned)}] {exp.name}: finished earlier, skipped", flush=True)
             continue
         cmd = exp.command(tuple(extra))
