@@ -186,6 +186,29 @@ def test_narrowed_pass_gives_the_same_features_and_trains_the_backbone(weights_f
     assert cp.narrowed(p, 5, cluster) is p  # nothing to narrow
 
 
+@pytest.mark.slow
+def test_head_validation_from_originals_on_the_augmented_set(weights_file):
+    from dataclasses import replace
+
+    from cifar10.augmentation.rebalance import augment
+    from cifar10.data.splits import split_rows
+    from cifar10.data.subsample import subsample
+    from cifar10.errors import PipelineError
+    from cifar10.schema.augment import AugmentParams
+    from cifar10.training import cached_pass as cp
+
+    small = make_images(4, seed=4)
+    rebalanced = augment(subsample(small, ["cat"], 0.5, seed=0), ["cat"], "max", AugmentParams(batch_size=16), seed=1)
+    source = rebalanced.extra["source"]
+    p = cp.backbone_pass(rebalanced, _cfg(validation_split=0.3, validation_from="originals"), weights_file, 3,
+                         make_cluster("none"), cut_blocks=0)
+    assert (source[p.val_rows] == p.val_rows).all() and not np.isin(source[p.train_rows], p.val_rows).any()
+    assert np.array_equal(p.val_rows, split_rows(rebalanced.y[source == np.arange(len(source))], 0.3, 3)[1])
+    no_sources = replace(rebalanced, extra={"synthetic": rebalanced.extra["synthetic"]})
+    with pytest.raises(PipelineError, match=r"^params\.yaml: transfer\.validation_from: originals needs the `source`"):
+        cp.backbone_pass(no_sources, _cfg(validation_from="originals"), weights_file, 3, make_cluster("none"), 0)
+
+
 def test_a_cache_too_large_for_the_machine_is_refused_with_the_key():
     from cifar10.errors import PipelineError
     from cifar10.training.cached_pass import check_cache_fits

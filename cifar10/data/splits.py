@@ -67,3 +67,17 @@ def split_rows(y: np.ndarray, validation_split: float, seed: int, train_size: in
         return rows[train_pos], rows[val_pos]
     val = pool[val_pos]
     return rows[~np.isin(source[rows], val)], val
+
+
+def validation_source(extra: dict[str, np.ndarray], validation_from: str, section: str) -> np.ndarray | None:
+    """The `source` argument of split_rows for a `validation_from` param and a dataset's extra arrays.
+
+    None for `all`, and for a set without synthetic rows (it splits the same either way); refuses a
+    set with synthetic rows but no `source` array (written by an older augment stage).
+    """
+    if validation_from != "originals":
+        return None
+    if "source" not in extra and "synthetic" in extra:
+        raise PipelineError(f"params.yaml: {section}.validation_from: originals needs the `source` array the "
+                            "augment stage writes beside `synthetic`; this training set has none (rerun augment)")
+    return extra.get("source")

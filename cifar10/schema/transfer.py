@@ -49,6 +49,7 @@ class TransferParams(Section):
     flip_test: bool = True
     train_set: Literal["full", "imbalanced", "augmented"] = "full"
     validation_split: float = Field(0.1, gt=0, lt=0.5)
+    validation_from: Literal["all", "originals"] = "all"
     fine_tune_blocks: int = Field(0, ge=0, le=16)
     fine_tune_learning_rate: float = Field(1e-5, gt=0, le=1)
     fine_tune_epochs: int = Field(5, ge=1, le=10000)

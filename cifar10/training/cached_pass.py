@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cifar10.data.dataset import Dataset
-from cifar10.data.splits import split_rows
+from cifar10.data.splits import split_rows, validation_source
 from cifar10.schema.transfer import TransferParams
 from cifar10.training.distribution import Cluster
 
@@ -50,7 +50,8 @@ def backbone_pass(train: Dataset, cfg: TransferParams, weights: Path | None, see
     from cifar10.models.folding import fold_batch_norm
     from cifar10.training.embeddings import embed
 
-    tr, val = split_rows(train.y, cfg.validation_split, seed, section="transfer")
+    tr, val = split_rows(train.y, cfg.validation_split, seed, section="transfer",
+                         source=validation_source(train.extra, cfg.validation_from, "transfer"))
     with cluster.scope():
         backbone = tm.build_backbone(cfg.backbone, cfg.image_size, weights)
         lower, upper = split(backbone, cut_blocks) if cut_blocks else (backbone, None)

@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from cifar10.data.dataset import Dataset
-from cifar10.data.splits import split_rows
-from cifar10.errors import PipelineError
+from cifar10.data.splits import split_rows, validation_source
 from cifar10.schema.train import TrainParams
 from cifar10.training.distribution import Cluster, describe_shard, make_cluster, sharded_batches
 from cifar10.training.history import EpochHistory
@@ -89,10 +88,7 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
     from cifar10.training.backup import ResumableEarlyStopping, TrainingBackup, load_state, restore
     from cifar10.training.runtime import seed_everything
 
-    source = train_ds.extra.get("source") if cfg.validation_from == "originals" else None
-    if source is None and cfg.validation_from == "originals" and "synthetic" in train_ds.extra:
-        raise PipelineError("params.yaml: train.validation_from: originals needs the `source` array the augment "
-                            "stage writes beside `synthetic`; this training set has none (rerun augment)")
+    source = validation_source(train_ds.extra, cfg.validation_from, "train")
     train_rows, val_rows = split_rows(train_ds.y, cfg.validation_split, seed, cfg.train_size, source=source)
     cluster = cluster or make_cluster(cfg.distribution)
     seed_everything(seed, deterministic)
