@@ -315,3 +315,10 @@ def test_runs_a_dead_process_left_running_are_closed_before_the_experiment_resum
     assert close_stale_runs(client, exp, "part3-defaults-seed43") == 2
     assert [client.get_run(r).info.status for r in (*left, done, other)] == ["KILLED", "KILLED", "FINISHED", "RUNNING"]
     assert close_stale_runs(client, exp, "part3-defaults-seed43") == 0
+
+
+def test_a_band_of_differences_never_shows_minus_zero():
+    from cifar10.studies.part3 import band
+
+    assert band([-0.0001], "+") == "+0.000" and band([-0.0006], "+") == "-0.001"
+    assert band([0.7161, 0.685, 0.7377]) == "0.713 (0.685 to 0.738)"

@@ -57,9 +57,12 @@ def setups_of(records: dict[str, dict[str, Trained]]) -> Setups:
 
 def band(values: list[float], sign: str = "") -> str:
     """`mean (min to max)`; one value alone has no band."""
+    def number(v: float) -> str:
+        return f"{round(v, 3) + 0.0:{sign}.3f}"  # + 0.0: a difference that rounds to zero shows as 0.000, not -0.000
+
     if len(values) < 2:
-        return f"{values[0]:{sign}.3f}" if values else "–"
-    return f"{statistics.mean(values):{sign}.3f} ({min(values):{sign}.3f} to {max(values):{sign}.3f})"
+        return number(values[0]) if values else "–"
+    return f"{number(statistics.mean(values))} ({number(min(values))} to {number(max(values))})"
 
 
 def values_of(runs: dict[int, dict[str, Trained]], model: str, value: Callable[[Trained], float | None]) -> list[float]:
