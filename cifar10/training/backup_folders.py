@@ -19,9 +19,8 @@ import shutil
 from pathlib import Path
 
 from cifar10.checksums import file_checksum
-from cifar10.paths import project_root
+from cifar10.paths import CNN_TRAIN_SET, project_root
 
-_VARIANTS = ("baseline", "augmented")  # the trainings that back up (stages/train.py's --variant)
 KEEP_FINISHED_ENV = "PIPELINE_KEEP_TRAIN_BACKUP"
 
 
@@ -56,7 +55,7 @@ def backup_folder(name: str, key: object, data_path: Path, root: Path | None = N
 
 def experiment_backups(experiment: str, root: Path | None = None) -> list[Path]:
     """The backup folders of the DVC experiment named `experiment` (of every variant and key)."""
-    return _folders(root or backup_root(), _VARIANTS, experiment)
+    return _folders(root or backup_root(), tuple(CNN_TRAIN_SET), experiment)  # the trainings that back up
 
 
 def delete_backup(folder: Path | None) -> None:
