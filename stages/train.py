@@ -35,7 +35,6 @@ def main(argv: list[str] | None = None) -> None:
     from cifar10.tracking.registry import register
     from cifar10.tracking.runs import stage_run
     from cifar10.tracking.tracker import NullTracker
-    from cifar10.training.backup import load_state
     from cifar10.training.backup_folders import backup_folder, finish_backup
     from cifar10.training.distribution import make_cluster, save_on_worker, write_shard_report
     from cifar10.training.fit import train
@@ -52,13 +51,12 @@ def main(argv: list[str] | None = None) -> None:
         # the workers cannot agree on one before they train together; it restarts from epoch 1.
         backup = None if cluster.name == "multi_worker" else backup_folder(
             variant, [cfg.model_dump(), params.base.model_dump()], train_path)
-        earlier = load_state(backup)
         label = f"{stage}: " if cluster.is_chief else f"{stage} ({cluster.task_type} {cluster.task_index}): "
-        history = EpochHistory(earlier.history if earlier else None)
+        history = EpochHistory()
         history.sinks = [console_sink(label, history)]
         if cluster.is_chief:
             history.sinks += [tracker_sink(tracker), csv_sink(out_history)]
-            history.replay([tracker_sink(tracker)])  # this run's curves start at epoch 1 too
+            history.replay_sinks = [tracker_sink(tracker)]  # a resumed run's curves start at epoch 1 too
 
         result = train(train_ds, cfg, params.base.seed, params.base.deterministic, history, backup, cluster,
                        [batch_progress(stage)])

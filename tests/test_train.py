@@ -172,6 +172,20 @@ def test_early_stopping_can_watch_val_balanced_accuracy(tiny_train):
     assert result.info["best_epoch"] == best + 1  # maximised, not minimised
 
 
+def test_a_backup_of_another_model_is_not_resumed_and_replays_no_rows(tiny_train, tmp_path):
+    from cifar10.training.history import EpochHistory
+
+    small = {"model": SMALL_MODEL, "epochs": 2, "batch_size": 16}
+    train(tiny_train, TrainParams.model_validate(small), seed=5, backup_dir=tmp_path)
+    replayed: list[dict] = []
+    history = EpochHistory(replay_sinks=[lambda row, rows: replayed.append(row)])
+    other = TrainParams.model_validate(small | {"epochs": 1, "model": SMALL_MODEL | {"dense_units": [6]}})
+    result = train(tiny_train, other, seed=5, backup_dir=tmp_path, history=history)
+    assert result.info["resumed_from_epoch"] == 0
+    assert [row["epoch"] for row in result.history] == [1]  # none of the other model's two epochs
+    assert replayed == []
+
+
 @pytest.mark.slow
 def test_mlflow_run_holds_curves_per_class_metrics_and_artifacts(uninterrupted):
     root, uri = uninterrupted

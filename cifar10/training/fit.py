@@ -77,7 +77,8 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
         train_ds: training images (uint8) and labels.
         cfg: the `train` params.
         seed, deterministic: `base.seed` and `base.deterministic`.
-        history: the run's EpochHistory (its sinks get each epoch's row); None = a fresh one.
+        history: the run's EpochHistory (its sinks get each epoch's row, its replay sinks the rows of
+            a restored backup); None = a fresh one.
         backup_dir: where to keep per-epoch state for resuming; None = no backup. A state found
             there is resumed from.
         cluster: the tf.distribute set-up (made first thing in the process); None = from `cfg.distribution`.
@@ -104,7 +105,7 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
         restored = state is not None and restore(model, state)
     if restored:
         es.resume_from, es.resume_best_weights = state.early_stopping, state.best_weights
-        history.rows = list(state.history)
+        history.resume(state.history)
         first_epoch = cfg.epochs if state.stopped else min(state.epochs_done, cfg.epochs)
         stopped = state.stopped
 

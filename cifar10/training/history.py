@@ -32,22 +32,26 @@ def _learning_rate(model) -> float | None:
 class EpochHistory(keras.callbacks.Callback):
     """Rows of per-epoch curves; each new row goes to every sink.
 
-    A resumed run starts from the rows of the interrupted one (`rows`), and a row for an epoch that
+    A resumed run starts from the rows of the interrupted one (`resume`), and a row for an epoch that
     already has one replaces it, so the history never holds an epoch twice. Put it first among the
     callbacks: the resume backup saves `rows` after early stopping has seen the epoch.
     """
 
-    def __init__(self, rows: list[dict] | None = None, sinks: list[Sink] = ()):
+    def __init__(self, sinks: list[Sink] = (), replay_sinks: list[Sink] = ()):
         super().__init__()
-        self.rows: list[dict] = list(rows or [])
+        self.rows: list[dict] = []
         self.sinks = list(sinks)
+        self.replay_sinks = list(replay_sinks)  # where the rows of a resumed run go again (a new MLflow run)
         self._started = time.perf_counter()
         self.last_seconds = 0.0
 
-    def replay(self, sinks: list[Sink]) -> None:
-        """Send the rows carried over from an interrupted run to `sinks` (a new run's curves start at 1)."""
+    def resume(self, rows: list[dict]) -> None:
+        """Start from the rows of an interrupted run, sent again to `replay_sinks`: a new run's curves
+        start at epoch 1 too. Called once its weights are restored, so a backup that does not fit the
+        model leaves no stale rows."""
+        self.rows = list(rows)
         for i, row in enumerate(self.rows):
-            for sink in sinks:
+            for sink in self.replay_sinks:
                 sink(row, self.rows[: i + 1])
 
     def on_epoch_begin(self, epoch, logs=None):
