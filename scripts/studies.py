@@ -7,8 +7,10 @@
 of the repository (`dvc exp run --temp`: the workspace and params.yaml stay untouched), all logging to
 the project's MLflow store. It skips experiments that finished and resumes one that was stopped (its
 training resumes from the last completed epoch; a training that had finished restores its model from
-the backup the runner keeps until the experiment ends). `report` writes STUDIES.md and figures/studies/*.png
-from the runs' own records. Run it in a project whose download source is set (the real data).
+the backup the runner keeps until the experiment ends). Each finished experiment's records go into
+STUDIES.json, which travels with the repository: an experiment it holds is not run again, also on a
+machine whose MLflow store never saw it. `report` writes STUDIES.md and figures/studies/*.png from
+those records and the store's. Run it in a project whose download source is set (the real data).
 """
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+from cifar10.errors import cli_errors
 from cifar10.schema import load_params
+from cifar10.studies import record_file
 from cifar10.studies.plan import experiments
 from cifar10.tracking.store import tracking_uri
 from cifar10.training.backup_folders import KEEP_FINISHED_ENV, delete_backup, experiment_backups
@@ -79,22 +83,39 @@ def _wrap_up(client, experiment_id: str | None, experiment: str) -> None:
         retire_superseded(client, experiment_id, experiment)
 
 
+def _record(client, experiment_id: str | None, names) -> None:
+    """Copy the store's records of these experiments into STUDIES.json."""
+    from cifar10.studies.records import trained_models
+
+    live = {name: trained_models(client, experiment_id, name) for name in names} if experiment_id else {}
+    record_file.save(record_file.merged(record_file.load(), live))
+
+
 def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> int:
     from cifar10.studies.records import close_stale_runs, finished
 
     stoppable()
+    recorded = record_file.load()  # a broken file stops the runner before anything runs
     client, experiment_id = _store()
     planned = [e for e in experiments() if only in (None, e.part) and (not names or e.name in names)]
     done = {e.name for e in planned if experiment_id and finished(client, experiment_id, e.name, e.target)}
+    elsewhere = {e.name for e in planned if e.name not in done and set(e.models) <= set(recorded.get(e.name, {}))}
     if experiment_id and not dry_run:  # nothing of these runs now: what a killed process left RUNNING is over
         stale = sum(close_stale_runs(client, experiment_id, e.name) for e in planned)
         if stale:
             print(f"{stale} run(s) that a killed process left RUNNING are now marked KILLED", flush=True)
         for name in done:  # before anything runs, in case a stop came between an experiment's end and its wrap-up
             _wrap_up(client, experiment_id, name)
+        if done:
+            _record(client, experiment_id, done)
     for i, exp in enumerate(planned, 1):
         if exp.name in done:
             print(f"[{i}/{len(planned)}] {exp.name}: finished earlier, skipped", flush=True)
+            continue
+        if exp.name in elsewhere:
+            cpus = sorted({r.cpu for r in recorded[exp.name].values()})
+            print(f"[{i}/{len(planned)}] {exp.name}: recorded in {record_file.RECORD_FILE} (run on {', '.join(cpus)}), "
+                  "skipped", flush=True)
             continue
         cmd = exp.command(tuple(extra))
         print(f"[{i}/{len(planned)}] {exp.name}: {' '.join(cmd)}", flush=True)
@@ -114,21 +135,23 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
             return code
         client, experiment_id = _store()
         _wrap_up(client, experiment_id, exp.name)
+        _record(client, experiment_id, [exp.name])
         print(f"[{i}/{len(planned)}] {exp.name}: done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     return 0
 
 
 def report(output: Path) -> int:
-    from cifar10.studies.records import trained_models
     from cifar10.studies.report import studies_markdown
 
+    record_file.load()  # a broken file stops here, before the store is read
     client, experiment_id = _store()
-    records = {e.name: trained_models(client, experiment_id, e.name) for e in experiments()} if experiment_id else {}
-    output.write_text(studies_markdown(records, "python -m scripts.studies report"))
-    print(f"wrote {output}", file=sys.stderr)
+    _record(client, experiment_id, [e.name for e in experiments()])
+    output.write_text(studies_markdown(record_file.load(), "python -m scripts.studies report"))
+    print(f"wrote {output} from {record_file.RECORD_FILE}", file=sys.stderr)
     return 0
 
 
+@cli_errors
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
                     metavar="EXPERIMENT", help="only this experiment (repeatable); see --dry-run for the names")
     go.add_argument("-S", "--set-param", action="append", default=[], help="extra override for every experiment")
     go.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    page = sub.add_parser("report", help="write STUDIES.md and its figures from MLflow")
+    page = sub.add_parser("report", help="write STUDIES.json, then STUDIES.md and its figures, from MLflow and STUDIES.json")
     page.add_argument("--output", type=Path, default=Path("STUDIES.md"))
     args = parser.parse_args(argv)
     if args.command == "run":

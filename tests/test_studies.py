@@ -2,6 +2,7 @@
 real (tiny) DVC experiments; the page is computed from MLflow records and nothing else."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -76,10 +77,11 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     page = studies_markdown(records, "test", tmp_path / "figures")
 
-    assert "9 of 25 planned experiments have finished" in page
+    # Part 3's experiments train both CNNs: with only their baseline recorded they have not finished.
+    assert "5 of 25 planned experiments have finished" in page
     activation = page.split("### activation")[1].split("###")[0]
     assert "**Holds** here: ranking by test accuracy: relu 0.8000, tanh 0.7500, sigmoid 0.6000" in activation
-    assert "| sigmoid | `part2-activation-sigmoid` | 42 | `abc1234def` | float32 | 3 | 3 | 0.6000 | 0.6000 | 500 |" in activation
+    assert "| sigmoid | `part2-activation-sigmoid` | 42 | `abc1234def` | float32 | Test CPU | 3 | 3 | 0.6000 | 0.6000 | 500 |" in activation
     assert (tmp_path / "figures" / "activation.png").stat().st_size > 5000
     assert (tmp_path / "figures" / "part3.png").stat().st_size > 5000 and "![part 3](" in page
     hidden = page.split("### hidden layers")[1].split("###")[0]
@@ -101,7 +103,8 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     # Only seed 43's defaults logged the balanced curve: its kept (best, epoch 2) value 0.6 minus test 0.74.
     assert "val balanced accuracy minus test accuracy): baseline -0.140 (1 seed(s))." in gap
     assert "synthetic variants" not in gap  # said only when the augmented model's validation overstates more
-    assert "`part3-defaults-seed44`" in page.split("**Still to run**")[1].split("\n")[0]
+    todo = page.split("**Still to run**")[1].split("\n")[0]
+    assert "`part3-defaults-seed44`" in todo and "`part3-defaults-seed42`" in todo and "part2-reference" not in todo
 
 
 def test_superseded_runs_leave_the_study_filter_and_name_their_successor(mlflow_uri):
@@ -148,6 +151,8 @@ def test_runner_runs_then_skips_and_the_report_names_the_run(pipeline_repo, monk
     assert list(repo.glob(".train_backup/baseline-part2-hidden-layers-0-*/state.npz")), "kept: the experiment is unfinished"
     first = run(one, repo, {"PYTHONPATH": str(repo)})  # resumes
     assert "part2-hidden-layers-0: done" in first.stdout
+    recorded = json.loads((repo / "STUDIES.json").read_text())["experiments"]  # kept beyond this machine's store
+    assert recorded["part2-hidden-layers-0"]["baseline"]["params"]["train.model.dense_units"] == "[]"
     assert not list(repo.glob(".train_backup/*")), "deleted once the experiment finished"
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     exp = client.get_experiment_by_name("cifar10-imbalance").experiment_id
@@ -209,13 +214,13 @@ def test_ctrl_c_reaches_the_whole_experiment_and_is_raised_again(tmp_path):
     assert (tmp_path / "stopped").read_text() == "clean"
 
 
-def _trained(name, acc, ips=500.0, val=(0.6, 0.7, 0.65), restore=True):
+def _trained(name, acc, ips=500.0, val=(0.6, 0.7, 0.65), restore=True, cpu="CPU A"):
     from cifar10.studies.records import Trained
 
     metrics = {"test_accuracy": acc, "test_macro_f1": acc, "test_recall_cat": 0.3, "test_recall_dog": 0.4,
                "epochs_run": len(val), "best_epoch": 2, "train_images_per_s": ips}
-    return Trained(name, "baseline", "id", metrics, {"train.early_stopping.restore_best_weights": str(restore)}, {},
-                   {"val_accuracy": list(val), "val_balanced_accuracy": list(val)})
+    return Trained(name, "baseline", "id", metrics, {"train.early_stopping.restore_best_weights": str(restore)},
+                   {"cpu": cpu}, {"val_accuracy": list(val), "val_balanced_accuracy": list(val)})
 
 
 def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_is_placed_in_the_band():
@@ -223,14 +228,21 @@ def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_i
 
     defaults = {s: {"baseline": _trained(f"d{s}", acc)} for s, acc in ((42, 0.72), (43, 0.74), (44, 0.73))}
     rises = {s: {"baseline": _trained(f"n{s}", 0.75, val=(0.6, 0.7, 0.72), restore=False)} for s in defaults}
-    mixed = {**rises, 44: {"baseline": _trained("n44", 0.75, val=(0.6, 0.7, 0.69), restore=False)}}
+    # Seed 42's float32 runs on bf16's CPU: defaults 500, no-restore 625 images/s (val-accuracy's ran elsewhere).
+    rises[42] = {"baseline": _trained("n42", 0.75, ips=625.0, val=(0.6, 0.7, 0.72), restore=False)}
+    mixed = {**rises, 44: {"baseline": _trained("n44", 0.75, val=(0.6, 0.7, 0.69), restore=False)},
+             42: {"baseline": _trained("v42", 0.75, ips=100.0, val=(0.6, 0.7, 0.72), restore=False, cpu="CPU B")}}
     bf16 = {42: {"baseline": _trained("b42", 0.735, ips=250.0)}}
     lines = "\n".join(gap_lines({"defaults": defaults, "no-restore": rises, "val-accuracy": mixed,
                                  "mixed_bfloat16": bf16}))
     assert "no-restore minus the defaults, seed by seed (42, 43, 44): kept weights' val balanced accuracy +0.020" in lines
     assert "Raises val balanced accuracy on every seed: proposed as the default (chosen on validation only)." in lines
     assert "Does not raise val balanced accuracy on every seed: the defaults stay." in lines  # seed 44 fell
-    assert "Inside the float32 seed band on all four test figures; 0.50x the float32 images/s of the same seed." in lines
+    assert ("Inside the float32 seed band on all four test figures. Speed: 0.45x (0.40x to 0.50x) the images/s of the 2 "
+            "float32 run(s) of the same seed on the same CPU.") in lines
+    elsewhere = {42: {"baseline": _trained("b42", 0.735, ips=250.0, cpu="CPU C")}}
+    assert "Speed: no float32 run of the same seed on the same CPU to set it against." in "\n".join(
+        gap_lines({"defaults": defaults, "mixed_bfloat16": elsewhere}))
     # Validating on other rows: never judged on its validation figures, which are set beside test accuracy instead.
     honest = {s: {"baseline": _trained(f"o{s}", 0.70, val=(0.6, 0.71, 0.69))} for s in defaults}
     own = "\n".join(gap_lines({"defaults": defaults, "val-originals": honest, "mixed_bfloat16": {}}))

@@ -53,8 +53,27 @@ def gap_lines(setups: Setups) -> list[str]:
                    + "; ".join(parts) + ".")
         for setup, runs in setups.items():
             if setup != "defaults":
-                out += _setup_line(setup, runs, defaults, model, ours)
+                out += _setup_line(setup, setups, model, ours)
     return out + validation_lines(setups["defaults"]) + explained_lines(setups) + ["", UNMEASURED, ""]
+
+
+def _speed(bf16: dict[int, dict[str, Trained]], setups: Setups, model: str) -> str:
+    """bfloat16's images/s over that of every float32 run of the same seed and model on the same CPU, whatever
+    its setup (a rate: the epochs a setup runs do not change it). The same training measured in two sittings
+    can differ by a third here, so one pair says little; the range shows how much is the machine."""
+    ratios = []
+    for seed, models in bf16.items():
+        if model not in models:
+            continue
+        run = models[model]
+        peers = [runs[seed][model] for setup, runs in setups.items()
+                 if setup != "mixed_bfloat16" and model in runs.get(seed, {}) and runs[seed][model].cpu == run.cpu]
+        ratios += [run.metrics["train_images_per_s"] / p.metrics["train_images_per_s"] for p in peers]
+    if not ratios:
+        return "Speed: no float32 run of the same seed on the same CPU to set it against"
+    spread = f" ({min(ratios):.2f}x to {max(ratios):.2f}x)" if len(ratios) > 1 else ""
+    return (f"Speed: {statistics.mean(ratios):.2f}x{spread} the images/s of the {len(ratios)} float32 run(s) of the "
+            "same seed on the same CPU")
 
 
 def _overstatement(runs: dict[int, dict[str, Trained]], model: str) -> list[float]:
@@ -114,7 +133,8 @@ def explained_lines(setups: Setups) -> list[str]:
     return out
 
 
-def _setup_line(setup: str, runs, defaults, model: str, ours: dict[str, list[float]]) -> list[str]:
+def _setup_line(setup: str, setups: Setups, model: str, ours: dict[str, list[float]]) -> list[str]:
+    runs, defaults = setups[setup], setups["defaults"]
     seeds = _paired(runs, defaults, model, metric("test_accuracy"))[0]
     if not seeds:
         return []
@@ -134,11 +154,8 @@ def _setup_line(setup: str, runs, defaults, model: str, ours: dict[str, list[flo
     if setup == "mixed_bfloat16":
         outside = [label for label, key, _ in FIGURES if not min(ours[label]) <= statistics.mean(
             values_of(runs, model, metric(key))) <= max(ours[label])]
-        speed = [runs[s][model].metrics["train_images_per_s"] / defaults[s][model].metrics["train_images_per_s"]
-                 for s in seeds]
-        verdict = ("Inside the float32 seed band on all four test figures" if not outside
-                   else "Outside the float32 seed band on " + ", ".join(outside))
-        line += f" {verdict}; {statistics.mean(speed):.2f}x the float32 images/s of the same seed."
+        line += (" Inside the float32 seed band on all four test figures." if not outside
+                 else " Outside the float32 seed band on " + ", ".join(outside) + ".") + f" {_speed(runs, setups, model)}."
     elif len(judged) == len(SEEDS):
         line += (" Raises val balanced accuracy on every seed: proposed as the default (chosen on validation only)."
                  if min(balanced) > 0 else " Does not raise val balanced accuracy on every seed: the defaults stay.")

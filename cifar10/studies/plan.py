@@ -51,6 +51,11 @@ class Experiment:
     target: str  # the stage DVC reproduces
     labels: dict = field(default_factory=dict, hash=False)  # study/variant or setup/seed, for the report
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """The CNNs the experiment trains and scores."""
+        return ("baseline", "augmented") if self.target == "compare" else (self.target.split("@")[1],)
+
     def tags(self) -> dict[str, str]:
         """MLflow tags for every run of the experiment: the UI filters a study's runs with
         `tags.studies LIKE '%activation%'` (the reference run belongs to all five part-2 studies)."""

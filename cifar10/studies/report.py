@@ -1,4 +1,5 @@
-"""STUDIES.md and its figures, from the MLflow records of the study experiments alone.
+"""STUDIES.md and its figures, from the MLflow records of the study experiments alone (as STUDIES.json
+keeps them).
 
 Every number on the page is one a run logged; each run is named by experiment, seed, commit,
 precision and CPU. Experiments without records are listed as still to run.
@@ -110,7 +111,7 @@ def study_figure(study: str, runs: dict[str, Trained], path: Path) -> None:
 
 def _row(label: str, r: Trained) -> str:
     m = r.metrics
-    return (f"| {label} | `{r.experiment}` | {r.seed} | `{r.commit}` | {r.precision} | {int(m['epochs_run'])} | "
+    return (f"| {label} | `{r.experiment}` | {r.seed} | `{r.commit}` | {r.precision} | {r.cpu} | {int(m['epochs_run'])} | "
             f"{int(m['best_epoch'])} | {_best(r):.4f} | {m['test_accuracy']:.4f} | {m['train_images_per_s']:.0f} |")
 
 
@@ -125,8 +126,8 @@ def _common_epochs_line(runs: dict[str, Trained]) -> list[str]:
 
 def part2_section(records: dict[str, dict[str, Trained]], figures: Path) -> list[str]:
     out = ["## Part 2: five parameter studies (the study's CNN on all 50,000 training images)", ""]
-    head = ["| variant | experiment | seed | commit | precision | epochs run | best epoch | best val accuracy | "
-            "test accuracy | images/s |", "| --- | --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    head = ["| variant | experiment | seed | commit | precision | CPU | epochs run | best epoch | best val accuracy | "
+            "test accuracy | images/s |", "| --- | --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = _verdicts()
     out += [_noise_line(_seed_spread(records)), ""]
     for study in PART2:
@@ -175,10 +176,11 @@ def part3_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
 def studies_markdown(records: dict[str, dict[str, Trained]], command: str, figures: Path = FIGURES) -> str:
     """The whole page. `records`: experiment name -> model -> its finished, evaluated training run."""
     planned = experiments()
-    todo = [e.name for e in planned if not records.get(e.name)]
+    todo = [e.name for e in planned if not set(e.models) <= set(records.get(e.name, {}))]
     out = ["# The study's experiments on the real data", "",
-           f"Written by `{command}` from the MLflow records of the experiments alone (every figure below is one a "
-           f"run logged). {len(planned) - len(todo)} of {len(planned)} planned experiments have finished.", ""]
+           f"Written by `{command}` from the MLflow records of the experiments alone, as STUDIES.json keeps them "
+           f"(every figure below is one a run logged). {len(planned) - len(todo)} of {len(planned)} planned "
+           "experiments have finished.", ""]
     if todo:
         out += ["**Still to run** (`python -m scripts.studies run` resumes): " + ", ".join(f"`{t}`" for t in todo), ""]
     return "\n".join(out + part2_section(records, figures) + part3_section(records, figures))

@@ -1,0 +1,93 @@
+"""STUDIES.json: the page can be written again from it on a machine whose MLflow store lost the runs, the
+store's newer runs replace the file's, the runner skips what the file holds, and a broken file is one line."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from scripts import studies
+from tests.test_studies import _training_run
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch) -> Path:
+    """A project folder (cwd) with the real params.yaml and an empty MLflow store of its own."""
+    root = tmp_path / "project"
+    root.mkdir()
+    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'first.db'}")
+    return root
+
+
+def _store(project: Path, name: str) -> tuple[MlflowClient, str]:
+    client = MlflowClient(f"sqlite:///{project / name}")
+    return client, client.create_experiment("cifar10-imbalance")
+
+
+def test_the_page_is_written_again_from_the_file_when_the_store_is_gone(project, monkeypatch):
+    client, exp = _store(project, "first.db")
+    _training_run(client, exp, "part2-reference", "baseline", 0.80, [0.5, 0.7, 0.8])
+    _training_run(client, exp, "part2-hidden-layers-0", "baseline", 0.79, [0.5, 0.79])
+    client.set_tag(client.search_runs([exp])[0].info.run_id, "mlflow.user", "someone")
+
+    assert studies.report(project / "STUDIES.md") == 0
+    first = (project / "STUDIES.md").read_text()
+    saved = json.loads((project / "STUDIES.json").read_text())["experiments"]
+    assert set(saved) == {"part2-reference", "part2-hidden-layers-0"}
+    run = saved["part2-hidden-layers-0"]["baseline"]
+    assert run["curves"]["val_accuracy"] == [0.5, 0.79] and run["metrics"]["test_accuracy"] == 0.79
+    assert run["tags"]["cpu"] == "Test CPU" and not any(k.startswith("mlflow.") for r in saved.values()
+                                                          for k in r["baseline"]["tags"])
+    assert "| 0 | `part2-hidden-layers-0` | 42 | `abc1234def` | float32 | Test CPU | 2 |" in first
+
+    # Another machine: an empty store. The page comes back the same from the file alone.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'second.db'}")
+    os.remove(project / "figures/studies/hidden-layers.png")
+    assert studies.report(project / "STUDIES.md") == 0
+    assert (project / "STUDIES.md").read_text() == first
+    assert (project / "figures/studies/hidden-layers.png").stat().st_size > 5000
+
+    # A newer run in that store replaces the file's run of that model; the others stay.
+    client, exp = _store(project, "second.db")
+    _training_run(client, exp, "part2-reference", "baseline", 0.83, [0.6, 0.83])
+    studies.report(project / "STUDIES.md")
+    saved = json.loads((project / "STUDIES.json").read_text())["experiments"]
+    assert saved["part2-reference"]["baseline"]["metrics"]["test_accuracy"] == 0.83
+    assert saved["part2-hidden-layers-0"]["baseline"]["metrics"]["test_accuracy"] == 0.79
+
+
+def test_the_runner_skips_what_the_file_holds_and_runs_the_rest(project):
+    client, exp = _store(project, "first.db")
+    _training_run(client, exp, "part2-hidden-layers-0", "baseline", 0.79, [0.5, 0.79])
+    _training_run(client, exp, "part3-defaults-seed42", "baseline", 0.72, [0.6, 0.7])  # half of an experiment
+    studies.report(project / "STUDIES.md")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'second.db'}", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "scripts.studies", "run", "--dry-run", "--name", "part2-hidden-layers-0",
+                          "--name", "part3-defaults-seed42"], cwd=project, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "[2/2] part2-hidden-layers-0: recorded in STUDIES.json (run on Test CPU), skipped" in out.stdout
+    # Only its baseline is recorded: the experiment runs (and its training resumes from the backup if it has one).
+    assert "[1/2] part3-defaults-seed42: dvc exp run --temp --force --name part3-defaults-seed42" in out.stdout
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"format": 99, "experiments": {}}',
+                                  '{"format": 1, "experiments": {"x": {"baseline": {"model": "baseline"}}}}'])
+def test_a_broken_record_file_stops_the_command_with_one_line_and_is_left_as_it_was(project, capsys, text):
+    (project / "STUDIES.json").write_text(text)
+    with pytest.raises(SystemExit) as stop:
+        studies.main(["report"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: STUDIES.json: not a studies record file (") and "\n" not in err
+    assert (project / "STUDIES.json").read_text() == text and not (project / "STUDIES.md").exists()
