@@ -141,12 +141,18 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
 
 
 def report(output: Path) -> int:
-    from cifar10.studies.report import studies_markdown
+    from cifar10.studies.report import FIGURES, studies_markdown
 
     record_file.load()  # a broken file stops here, before the store is read
     client, experiment_id = _store()
     _record(client, experiment_id, [e.name for e in experiments()])
-    output.write_text(studies_markdown(record_file.load(), "python -m scripts.studies report"))
+    page = studies_markdown(record_file.load(), "python -m scripts.studies report")
+    output.write_text(page)
+    # A figure the page no longer shows (its runs were lost with a store, or renamed) would sit in the
+    # repository beside the page as if it were current.
+    for stale in FIGURES.glob("*.png"):
+        if stale.as_posix() not in page:
+            stale.unlink()
     print(f"wrote {output} from {record_file.RECORD_FILE}", file=sys.stderr)
     return 0
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow.entities import Metric
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric
 from mlflow.tracking import MlflowClient
 
 from cifar10.studies.plan import PART2, experiments, variants_of
@@ -39,7 +39,7 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
 
 
 def _training_run(client, exp_id, name, model, accuracy, curve, seed=42, epochs=None, best=None, restore=True,
-                  balanced=()):
+                  balanced=(), data_md5="0123456789abcdef0123456789abcdef"):
     stage = {"baseline": "train-baseline", "augmented": "train-augmented"}[model]
     run_ = client.create_run(exp_id, run_name=stage, tags={"stage": stage, "dvc_exp_name": name, "git_commit": "abc1234def",
                                                            "cpu": "Test CPU"})
@@ -53,6 +53,11 @@ def _training_run(client, exp_id, name, model, accuracy, curve, seed=42, epochs=
     summary = {"test_accuracy": accuracy, "test_macro_f1": accuracy - 0.01, "test_recall_cat": 0.3, "test_recall_dog": 0.4,
                "epochs_run": epochs or len(curve), "best_epoch": best or len(curve), "train_images_per_s": 500.0}
     client.log_batch(rid, metrics=history + [Metric(k, v, 0, 0) for k, v in summary.items()])
+    train_set = {"baseline": "data/imbalanced/train", "augmented": "data/augmented/train"}[model]
+    client.log_inputs(rid, [DatasetInput(Dataset(train_set, data_md5, "local", "{}"),
+                                         [InputTag("mlflow.data.context", "training")]),
+                            DatasetInput(Dataset("data/raw/test", "f" * 32, "local", "{}"),
+                                         [InputTag("mlflow.data.context", "evaluation")])])
     client.set_terminated(rid, "FINISHED")
 
 
@@ -65,7 +70,8 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     for variant, acc in (("0", 0.79), ("2", 0.70)):  # with the reference's 0.80: neither rising nor falling
         _training_run(client, exp, f"part2-hidden-layers-{variant}", "baseline", acc, [0.5, acc])
     # Seed 42's defaults predate the val_balanced_accuracy curve; seed 43's have it.
-    _training_run(client, exp, "part3-defaults-seed42", "baseline", 0.72, [0.6, 0.7, 0.65], best=2)
+    _training_run(client, exp, "part3-defaults-seed42", "baseline", 0.72, [0.6, 0.7, 0.65], best=2,
+                  data_md5="67e51e5871ead830d054a2a0a957c933")
     _training_run(client, exp, "part3-defaults-seed43", "baseline", 0.74, [0.6, 0.7, 0.65], seed=43, best=2,
                   balanced=[0.5, 0.6, 0.62])
     # Same seeds without restoring: the last epoch's weights are kept (val 0.68 / 0.71 against 0.70 restored).
@@ -93,6 +99,8 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     assert "| accuracy | 0.78 | 0.730 (0.720 to 0.740) (2) | 0.750 (0.730 to 0.770) (2) |" in baseline
     assert "| val accuracy of the kept weights | – | 0.700 (0.700 to 0.700) (2) | 0.695 (0.680 to 0.710) (2) |" in baseline
     assert "| val balanced accuracy of the kept weights | – | 0.600 (1) | 0.650 (0.640 to 0.660) (2) |" in baseline
+    # Each run names the bytes it trained on (the training set's MD5, as dvc.lock has it), not the test set's.
+    assert "| `part3-defaults-seed42` | baseline | 42 | float32 | `abc1234def` | Test CPU | 67e51e58 | 3 (2) | 0.7200 |" in page
     gap = page.split("### The gap")[1].split("###")[0]
     assert "the study minus our mean over 2 default seed(s): accuracy +0.050 (study outside our band)" in gap
     # Paired by seed: no-restore minus defaults is +0.01 and +0.03 on test accuracy, -0.02 and +0.01 on val;
@@ -156,6 +164,13 @@ def test_runner_runs_then_skips_and_the_report_names_the_run(pipeline_repo, monk
     assert not list(repo.glob(".train_backup/*")), "deleted once the experiment finished"
     client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
     exp = client.get_experiment_by_name("cifar10-imbalance").experiment_id
+    # The set it trained on is, by MD5, the one this experiment's subsample stage wrote.
+    subsampled = client.search_runs([exp], "tags.stage = 'imbalance-subsample' and "
+                                           "tags.dvc_exp_name = 'part2-hidden-layers-0'")
+    written = {d.dataset.digest for r in subsampled for d in r.inputs.dataset_inputs
+               if d.dataset.name == "data/imbalanced/train"}
+    trained_on = recorded["part2-hidden-layers-0"]["baseline"]["inputs"]["data/imbalanced/train"]
+    assert written == {trained_on} and len(trained_on) == 32
     trained, restored = client.search_runs([exp], "tags.stage = 'train-baseline' and attributes.status = 'FINISHED'",
                                            order_by=["attributes.start_time ASC"])
     assert restored.data.params["resumed_from_epoch"] == str(int(trained.data.metrics["epochs_run"]))  # not retrained

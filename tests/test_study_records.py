@@ -46,9 +46,17 @@ def test_the_page_is_written_again_from_the_file_when_the_store_is_gone(project,
     assert set(saved) == {"part2-reference", "part2-hidden-layers-0"}
     run = saved["part2-hidden-layers-0"]["baseline"]
     assert run["curves"]["val_accuracy"] == [0.5, 0.79] and run["metrics"]["test_accuracy"] == 0.79
+    assert run["inputs"] == {"data/imbalanced/train": "0123456789abcdef0123456789abcdef", "data/raw/test": "f" * 32}
     assert run["tags"]["cpu"] == "Test CPU" and not any(k.startswith("mlflow.") for r in saved.values()
                                                           for k in r["baseline"]["tags"])
     assert "| 0 | `part2-hidden-layers-0` | 42 | `abc1234def` | float32 | Test CPU | 2 |" in first
+    # A figure of an older page whose runs the records no longer hold goes; the page's own stay.
+    # (part2-reference runs in every part-2 study, so each of them has a figure; no part-3 run has finished.)
+    drawn = sorted(p.name for p in (project / "figures/studies").iterdir())
+    (project / "figures/studies/part3.png").write_bytes(b"stale")
+    assert studies.report(project / "STUDIES.md") == 0
+    assert sorted(p.name for p in (project / "figures/studies").iterdir()) == drawn
+    assert "hidden-layers.png" in drawn and "part3.png" not in drawn
 
     # Another machine: an empty store. The page comes back the same from the file alone.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'second.db'}")

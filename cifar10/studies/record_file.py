@@ -41,6 +41,7 @@ def _portable(run: Trained) -> dict:
     out["tags"] = {k: v for k, v in sorted(run.tags.items()) if not k.startswith("mlflow.")}
     out["params"] = dict(sorted(run.params.items()))
     out["metrics"] = dict(sorted(run.metrics.items()))
+    out["inputs"] = dict(sorted(run.inputs.items()))
     return out
 
 

@@ -5,7 +5,7 @@ test figures onto its training run, so a training run holds everything a study t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 MODEL_STAGES = {"baseline": "train-baseline", "augmented": "train-augmented"}
@@ -22,6 +22,8 @@ class Trained:
     params: dict[str, str]
     tags: dict[str, str]
     curves: dict[str, list[float]]  # val_accuracy, val_loss, accuracy, loss, val_balanced_accuracy by epoch (1..n)
+    # Dataset name -> MD5 (as dvc.lock records it): two runs that diverge trained on the same bytes or not.
+    inputs: dict[str, str] = field(default_factory=dict)
 
     @property
     def seed(self) -> str:
@@ -38,6 +40,11 @@ class Trained:
     @property
     def cpu(self) -> str:
         return self.tags.get("cpu", "unknown CPU")
+
+    @property
+    def training_data(self) -> str:
+        """The first 8 hex digits of the MD5 of the training set it read, or "–" if it was not recorded."""
+        return next((d[:8] for name, d in sorted(self.inputs.items()) if name.endswith("/train")), "–")
 
 
 def finished(client: Any, experiment_id: str, name: str, stage: str) -> bool:
@@ -93,5 +100,6 @@ def trained_models(client: Any, experiment_id: str, name: str) -> dict[str, Trai
         curves = {key: [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]
                   for key in ("val_accuracy", "val_loss", "accuracy", "loss", "val_balanced_accuracy")}
         out[model] = Trained(name, model, run.info.run_id, dict(run.data.metrics), dict(run.data.params),
-                             dict(run.data.tags), curves)
+                             dict(run.data.tags), curves,
+                             {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs})
     return out

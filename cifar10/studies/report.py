@@ -162,12 +162,12 @@ def part3_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
         out += [f"![part 3]({path.as_posix()})", ""]
     out += band_tables(setups) + gap_lines(setups)
     out += ["### Runs", "",
-            "| experiment | model | seed | precision | commit | CPU | epochs (best) | test accuracy | images/s |",
-            "| --- | --- | ---: | --- | --- | --- | ---: | ---: | ---: |"]
+            "| experiment | model | seed | precision | commit | CPU | training data (MD5) | epochs (best) | test accuracy "
+            "| images/s |", "| --- | --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: |"]
     for name, models in records.items():
         if name.startswith(("part3-", "bf16-")):
             for model, r in models.items():
-                out.append(f"| `{name}` | {model} | {r.seed} | {r.precision} | `{r.commit}` | {r.cpu} | "
+                out.append(f"| `{name}` | {model} | {r.seed} | {r.precision} | `{r.commit}` | {r.cpu} | {r.training_data} | "
                            f"{int(r.metrics['epochs_run'])} ({int(r.metrics['best_epoch'])}) | "
                            f"{r.metrics['test_accuracy']:.4f} | {r.metrics['train_images_per_s']:.0f} |")
     return out + [""]
