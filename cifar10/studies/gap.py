@@ -109,7 +109,7 @@ def _explanation(target: float, ours: list[float], bands: dict[str, list[float]]
     if inside := [k for k, v in bands.items() if _explains(target, v)]:
         return f"the setup {' or '.join(inside)} (the study's {target:.2f} is inside its band, not the defaults')"
     if not bands:
-        return "unexplained by seed noise (no setup has two seeds yet)"
+        return "unexplained by seed noise (no candidate setup has two seeds yet)"
     closest = min(bands, key=lambda k: abs(target - statistics.mean(bands[k])))
     return (f"unexplained by seed noise and by {len(bands)} setup(s) (closest: {closest}, the study minus its mean "
             f"{target - statistics.mean(bands[closest]):+.3f})")
@@ -127,9 +127,12 @@ def explained_lines(setups: Setups) -> list[str]:
             ours = values_of(setups["defaults"], model, metric(key))
             if len(ours) > 1:
                 bands = {k: v for k, runs in candidates.items() if len(v := values_of(runs, model, metric(key))) > 1}
-                found.append(f"{label}: {_explanation(study(STUDY[model]), ours, bands)}")
-        if found:
-            out.append(f"- **What explains the {model} gap**, figure by figure: " + "; ".join(found) + ".")
+                found.append((label, _explanation(study(STUDY[model]), ours, bands)))
+        if len({why for _, why in found}) == 1 and len(found) == len(FIGURES):  # one answer for all: say it once
+            out.append(f"- **What explains the {model} gap**, every figure: {found[0][1]}.")
+        elif found:
+            out.append(f"- **What explains the {model} gap**, figure by figure: "
+                       + "; ".join(f"{label}: {why}" for label, why in found) + ".")
     return out
 
 
