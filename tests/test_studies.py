@@ -69,6 +69,8 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     _training_run(client, exp, "part2-activation-tanh", "baseline", 0.75, [0.4, 0.6, 0.75])
     for variant, acc in (("0", 0.79), ("2", 0.70)):  # with the reference's 0.80: neither rising nor falling
         _training_run(client, exp, f"part2-hidden-layers-{variant}", "baseline", acc, [0.5, acc])
+    for variant, acc in (("1x3x3", 0.79), ("1x7x7", 0.70)):  # the reference's 0.80 leads by 0.01 only
+        _training_run(client, exp, f"part2-convs-per-block-{variant}", "baseline", acc, [0.5, acc])
     # Seed 42's defaults predate the val_balanced_accuracy curve; seed 43's have it.
     _training_run(client, exp, "part3-defaults-seed42", "baseline", 0.72, [0.6, 0.7, 0.65], best=2,
                   data_md5="67e51e5871ead830d054a2a0a957c933")
@@ -84,7 +86,7 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     page = studies_markdown(records, "test", tmp_path / "figures")
 
     # Part 3's experiments train both CNNs: with only their baseline recorded they have not finished.
-    assert "5 of 25 planned experiments have finished" in page
+    assert "7 of 25 planned experiments have finished" in page
     activation = page.split("### activation")[1].split("###")[0]
     assert "**Holds** here: ranking by test accuracy: relu 0.8000, tanh 0.7500, sigmoid 0.6000" in activation
     assert "| sigmoid | `part2-activation-sigmoid` | 42 | `abc1234def` | float32 | Test CPU | 3 | 3 | 0.6000 | 0.6000 | 500 |" in activation
@@ -95,6 +97,11 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     assert "Within the epochs every variant ran (1-2), best val accuracy: 0 0.7900, 1 0.7000, 2 0.7000." in hidden
     assert "spread over 2 seeds of part 3 (the same CNN on the imbalanced set) is 0.020" in page
     assert "**Not yet checked**" in page.split("### optimizer")[1].split("###")[0]
+    # A verdict resting on less than the part-3 seed spread (0.020 here) says so; one resting on more does not.
+    convs = page.split("### convs per block")[1].split("##")[0]
+    assert ("**Holds** here: 2x3x3 0.8000, 1x3x3 0.7900, 1x7x7 0.7000. The difference it rests on (0.010) is smaller "
+            "than the seed spread (0.020): within seed noise, so another seed could flip it.") in convs
+    assert "seed noise, so another" not in activation and "seed noise, so another" not in hidden
     baseline = page.split("### baseline")[1].split("###")[0]
     assert "| accuracy | 0.78 | 0.730 (0.720 to 0.740) (2) | 0.750 (0.730 to 0.770) (2) |" in baseline
     assert "| val accuracy of the kept weights | – | 0.700 (0.700 to 0.700) (2) | 0.695 (0.680 to 0.710) (2) |" in baseline

@@ -53,25 +53,44 @@ def _noise_line(spread: tuple[float, int] | None) -> str:
             f"CNN on the imbalanced set) is {spread[0]:.3f}: a difference smaller than that is within seed noise.")
 
 
-def _verdicts() -> dict[str, Callable[[dict[str, Trained]], tuple[bool, str]]]:
+def _noise_caveat(margin: float | None, spread: tuple[float, int] | None) -> str:
+    """A warning when the difference a verdict rests on is smaller than one CNN's seed-to-seed spread."""
+    if margin is None or spread is None or margin >= spread[0]:
+        return ""
+    return (f" The difference it rests on ({margin:.3f}) is smaller than the seed spread ({spread[0]:.3f}): "
+            "within seed noise, so another seed could flip it.")
+
+
+def _verdicts() -> dict[str, Callable[[dict[str, Trained]], tuple[bool, str, float | None]]]:
+    """Per study: (whether the claim holds, the evidence, the test-accuracy difference the verdict rests on,
+    or None where it rests on curves or epochs rather than one difference)."""
     def acc(r: Trained) -> float:
         return r.metrics["test_accuracy"]
 
     def hidden(v):
         a = [acc(v[k]) for k in ("0", "1", "2")]
-        return a[0] < a[1] < a[2], "test accuracy " + _chain([f"{x:.4f} ({k})" for k, x in zip(("0", "1", "2"), a)], a)
+        steps = [a[1] - a[0], a[2] - a[1]]
+        holds = min(steps) > 0
+        # Holding rests on the smaller rise; failing on the larger fall.
+        return (holds, "test accuracy " + _chain([f"{x:.4f} ({k})" for k, x in zip(("0", "1", "2"), a)], a),
+                min(steps) if holds else -min(steps))
 
     def activation(v):
         ranked = sorted(v, key=lambda k: acc(v[k]), reverse=True)
-        return ranked[0] == "relu" and ranked[-1] == "sigmoid", "ranking by test accuracy: " + ", ".join(
-            f"{k} {acc(v[k]):.4f}" for k in ranked)
+        holds = ranked[0] == "relu" and ranked[-1] == "sigmoid"
+        others = [k for k in v if k not in ("relu", "sigmoid")]
+        # Holding rests on relu's lead and sigmoid's lag; failing on the larger of the two misses.
+        lead = acc(v["relu"]) - max(acc(v[k]) for k in others + ["sigmoid"])
+        lag = min(acc(v[k]) for k in others + ["relu"]) - acc(v["sigmoid"])
+        return holds, "ranking by test accuracy: " + ", ".join(
+            f"{k} {acc(v[k]):.4f}" for k in ranked), min(lead, lag) if holds else -min(lead, lag)
 
     def optimizer(v):
         a, s = v["adam"].curves["val_accuracy"], v["sgd"].curves["val_accuracy"]
         n = min(len(a), len(s))
         below = [e + 1 for e in range(n) if a[e] <= s[e]]
         return not below, (f"val_accuracy of adam above sgd at all {n} common epochs" if not below
-                           else f"adam not above sgd at epoch(s) {below[:10]} of {n}")
+                           else f"adam not above sgd at epoch(s) {below[:10]} of {n}"), None
 
     def size(v):
         r = v["6,000"]
@@ -79,11 +98,12 @@ def _verdicts() -> dict[str, Callable[[dict[str, Trained]], tuple[bool, str]]]:
         best = int(r.metrics["best_epoch"])
         return stopped and 9 <= best <= 19, (f"6,000 images: best epoch {best} (lowest val_loss), "
                                             f"{int(r.metrics['epochs_run'])} epochs run"
-                                            f"{', stopped early' if stopped else ', no early stop'}")
+                                            f"{', stopped early' if stopped else ', no early stop'}"), None
 
     def convs(v):
-        return acc(v["2x3x3"]) > max(acc(v["1x3x3"]), acc(v["1x7x7"])), ", ".join(
-            f"{k} {acc(v[k]):.4f}" for k in ("2x3x3", "1x3x3", "1x7x7"))
+        runner_up = max(acc(v["1x3x3"]), acc(v["1x7x7"]))
+        return acc(v["2x3x3"]) > runner_up, ", ".join(
+            f"{k} {acc(v[k]):.4f}" for k in ("2x3x3", "1x3x3", "1x7x7")), abs(acc(v["2x3x3"]) - runner_up)
 
     return {"hidden layers": hidden, "activation": activation, "optimizer": optimizer, "training images": size,
             "convs per block": convs}
@@ -129,7 +149,8 @@ def part2_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
     head = ["| variant | experiment | seed | commit | precision | CPU | epochs run | best epoch | best val accuracy | "
             "test accuracy | images/s |", "| --- | --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = _verdicts()
-    out += [_noise_line(_seed_spread(records)), ""]
+    spread = _seed_spread(records)
+    out += [_noise_line(spread), ""]
     for study in PART2:
         pairs = variants_of(study)
         runs = {v: records[e.name]["baseline"] for v, e in pairs if "baseline" in records.get(e.name, {})}
@@ -144,8 +165,9 @@ def part2_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
         if missing:
             out += [f"{claim} **Not yet checked**: still to run: {', '.join(f'`{m}`' for m in missing)}.", ""]
         else:
-            holds, evidence = verdicts[study](runs)
-            out += [f"{claim} **{'Holds' if holds else 'Does not hold'}** here: {evidence}.", ""]
+            holds, evidence, margin = verdicts[study](runs)
+            verdict = "Holds" if holds else "Does not hold"
+            out += [f"{claim} **{verdict}** here: {evidence}.{_noise_caveat(margin, spread)}", ""]
     return out
 
 
