@@ -32,8 +32,9 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
                                                                     "train.model.kernel_size=7")
     seeds = {e.labels["seed"] for e in planned.values() if e.part == "part3"}
     assert seeds == {42, 43, 44}
-    order = list(planned)  # the band (the defaults on every seed) first, then no-restore, then bf16 parity
+    order = list(planned)  # the band (the defaults on every seed) first, then no-restore, bf16 parity
     assert order[:7] == [*(f"part3-{k}-seed{s}" for k in ("defaults", "no-restore") for s in (42, 43, 44)), "bf16-seed42"]
+    assert [planned[name].part for name in order[7:16]] == ["part2"] * 9  # then part 2, then the other setups
     assert planned["part3-val-originals-seed44"].target == "evaluate@augmented"  # the baseline's split is the same
     assert planned["part3-defaults-seed43"].command()[:6] == ["dvc", "exp", "run", "--temp", "--force", "--name"]
 

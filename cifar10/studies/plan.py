@@ -79,7 +79,7 @@ def experiments() -> list[Experiment]:
     """Every experiment, in the order they run: part 3 setup by setup over the seeds (the defaults on
     every seed first, so the band comes before any comparison, and each setup's run finds its seed's
     defaults run to pair with), the bfloat16 parity run after `no-restore` (the setups the study's
-    text asks about), then the other candidate setups, then part 2."""
+    text asks about), then part 2, then the other candidate setups (questions of our own, so last)."""
     def part3(setups) -> list[Experiment]:
         return [Experiment(f"part3-{setup}-seed{s}", "part3", (*PART3_COMMON, f"base.seed={s}", *SETUPS[setup]),
                            SETUP_TARGETS.get(setup, "compare"), {"setup": setup, "seed": s})
@@ -88,7 +88,6 @@ def experiments() -> list[Experiment]:
     out = part3(["defaults", "no-restore"])
     out.append(Experiment("bf16-seed42", "bf16", (*PART3_COMMON, "base.seed=42", "train.precision=mixed_bfloat16"),
                           "compare", {"setup": "mixed_bfloat16", "seed": 42}))
-    out += part3([s for s in SETUPS if s not in ("defaults", "no-restore")])
     seen: dict[tuple[str, ...], Experiment] = {}
     for study, variants in PART2.items():
         for variant, overrides in variants.items():
@@ -100,7 +99,7 @@ def experiments() -> list[Experiment]:
                              {"study": study, "variant": variant})
             seen[overrides] = exp
             out.append(exp)
-    return out
+    return out + part3([s for s in SETUPS if s not in ("defaults", "no-restore")])
 
 
 def variants_of(study: str) -> list[tuple[str, Experiment]]:
