@@ -40,10 +40,10 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
 
 
 def _training_run(client, exp_id, name, model, accuracy, curve, seed=42, epochs=None, best=None, restore=True,
-                  balanced=(), data_md5="0123456789abcdef0123456789abcdef"):
+                  balanced=(), data_md5="0123456789abcdef0123456789abcdef", cpu="Test CPU"):
     stage = {"baseline": "train-baseline", "augmented": "train-augmented"}[model]
     run_ = client.create_run(exp_id, run_name=stage, tags={"stage": stage, "dvc_exp_name": name, "git_commit": "abc1234def",
-                                                           "cpu": "Test CPU"})
+                                                           "cpu": cpu})
     rid = run_.info.run_id
     for key, value in {"base.seed": seed, "train.precision": "float32", "train.epochs": 50,
                        "train.early_stopping.restore_best_weights": restore}.items():
@@ -69,7 +69,7 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     _training_run(client, exp, "part2-activation-sigmoid", "baseline", 0.60, [0.3, 0.5, 0.6])
     _training_run(client, exp, "part2-activation-tanh", "baseline", 0.75, [0.4, 0.6, 0.75])
     for variant, acc in (("0", 0.79), ("2", 0.70)):  # with the reference's 0.80: neither rising nor falling
-        _training_run(client, exp, f"part2-hidden-layers-{variant}", "baseline", acc, [0.5, acc])
+        _training_run(client, exp, f"part2-hidden-layers-{variant}", "baseline", acc, [0.5, acc], cpu="Other CPU")
     for variant, acc in (("1x3x3", 0.79), ("1x7x7", 0.70)):  # the reference's 0.80 leads by 0.01 only
         _training_run(client, exp, f"part2-convs-per-block-{variant}", "baseline", acc, [0.5, acc])
     # Seed 42's defaults predate the val_balanced_accuracy curve; seed 43's have it.
@@ -96,6 +96,8 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     hidden = page.split("### hidden layers")[1].split("###")[0]
     assert "**Does not hold** here: test accuracy 0.7900 (0) < 0.8000 (1) > 0.7000 (2)" in hidden
     assert "Within the epochs every variant ran (1-2), best val accuracy: 0 0.7900, 1 0.7000, 2 0.7000." in hidden
+    assert "These variants ran on 2 CPU models: compare images/s only between runs of one CPU." in hidden
+    assert "CPU models" not in activation  # all of its variants ran on one CPU
     assert "spread over 2 seeds of part 3 (the same CNN on the imbalanced set) is 0.020" in page
     assert "**Not yet checked**" in page.split("### optimizer")[1].split("###")[0]
     # A verdict resting on less than the part-3 seed spread (0.020 here) says so; one resting on more does not.

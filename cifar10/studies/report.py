@@ -144,6 +144,16 @@ def _common_epochs_line(runs: dict[str, Trained]) -> list[str]:
     return [f"Within the epochs every variant ran (1-{n}), best val accuracy: {best}.", ""]
 
 
+def _cpus_line(runs: dict[str, Trained]) -> list[str]:
+    """A warning when a study's variants ran on more than one CPU model."""
+    cpus = sorted({r.cpu for r in runs.values()})
+    if len(cpus) < 2:
+        return []
+    return [f"These variants ran on {len(cpus)} CPU models: compare images/s only between runs of one CPU. Their "
+            "float results differ in the last bits too, so a small difference between CPUs is like one between "
+            "seeds (README, Reproducibility).", ""]
+
+
 def part2_section(records: dict[str, dict[str, Trained]], figures: Path) -> list[str]:
     out = ["## Part 2: five parameter studies (the study's CNN on all 50,000 training images)", ""]
     head = ["| variant | experiment | seed | commit | precision | CPU | epochs run | best epoch | best val accuracy | "
@@ -159,7 +169,7 @@ def part2_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
             path = figures / f"{study.replace(' ', '-')}.png"
             study_figure(study, runs, path)
             out += [f"![{study}]({path.as_posix()})", "", *head, *(_row(v, r) for v, r in runs.items()), ""]
-            out += _common_epochs_line(runs)
+            out += _common_epochs_line(runs) + _cpus_line(runs)
         missing = [e.name for v, e in pairs if v not in runs]
         claim = f"The study: *{CLAIMS[study]}*."
         if missing:
