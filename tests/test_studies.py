@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from cifar10.studies.plan import PART2, experiments, variants_of
 from cifar10.studies.records import trained_models
-from cifar10.studies.report import studies_markdown
+from cifar10.studies.report import _setup_by_setup, studies_markdown
 from tests.conftest import run
 from tests.test_pipeline import pipeline_repo, served_release  # noqa: F401 - fixtures
 
@@ -35,6 +35,10 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
     order = list(planned)  # the band (the defaults on every seed) first, then no-restore, bf16 parity
     assert order[:7] == [*(f"part3-{k}-seed{s}" for k in ("defaults", "no-restore") for s in (42, 43, 44)), "bf16-seed42"]
     assert [planned[name].part for name in order[7:16]] == ["part2"] * 9  # then part 2, then the other setups
+    assert order[16:19] == [f"part3-{k}-seed42" for k in ("val-balanced", "val-originals", "val-accuracy")]
+    # The page's run table still reads one setup at a time.
+    ran = [n for n in order if n.startswith(("part3-", "bf16-"))][::-1]
+    assert _setup_by_setup(ran)[6:10] == ["bf16-seed42", *(f"part3-val-balanced-seed{s}" for s in (42, 43, 44))]
     assert planned["part3-val-originals-seed44"].target == "evaluate@augmented"  # the baseline's split is the same
     assert planned["part3-defaults-seed43"].command()[:6] == ["dvc", "exp", "run", "--temp", "--force", "--name"]
 

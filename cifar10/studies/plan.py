@@ -79,13 +79,13 @@ def experiments() -> list[Experiment]:
     """Every experiment, in the order they run: part 3 setup by setup over the seeds (the defaults on
     every seed first, so the band comes before any comparison, and each setup's run finds its seed's
     defaults run to pair with), the bfloat16 parity run after `no-restore` (the setups the study's
-    text asks about), then part 2, then the other candidate setups (questions of our own, so last)."""
-    def part3(setups) -> list[Experiment]:
-        return [Experiment(f"part3-{setup}-seed{s}", "part3", (*PART3_COMMON, f"base.seed={s}", *SETUPS[setup]),
-                           SETUP_TARGETS.get(setup, "compare"), {"setup": setup, "seed": s})
-                for setup in setups for s in SEEDS]
+    text asks about), then part 2, then the other candidate setups seed by seed (questions of our own,
+    so last)."""
+    def part3(setup: str, s: int) -> Experiment:
+        return Experiment(f"part3-{setup}-seed{s}", "part3", (*PART3_COMMON, f"base.seed={s}", *SETUPS[setup]),
+                          SETUP_TARGETS.get(setup, "compare"), {"setup": setup, "seed": s})
 
-    out = part3(["defaults", "no-restore"])
+    out = [part3(setup, s) for setup in ("defaults", "no-restore") for s in SEEDS]
     out.append(Experiment("bf16-seed42", "bf16", (*PART3_COMMON, "base.seed=42", "train.precision=mixed_bfloat16"),
                           "compare", {"setup": "mixed_bfloat16", "seed": 42}))
     seen: dict[tuple[str, ...], Experiment] = {}
@@ -99,7 +99,9 @@ def experiments() -> list[Experiment]:
                              {"study": study, "variant": variant})
             seen[overrides] = exp
             out.append(exp)
-    return out + part3([s for s in SETUPS if s not in ("defaults", "no-restore")])
+    # Seed by seed: every candidate gets its first paired comparison before any gets its third.
+    candidates = [setup for setup in SETUPS if setup not in ("defaults", "no-restore")]
+    return out + [part3(setup, s) for s in SEEDS for setup in candidates]
 
 
 def variants_of(study: str) -> list[tuple[str, Experiment]]:

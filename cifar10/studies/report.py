@@ -181,6 +181,17 @@ def part2_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
     return out
 
 
+def _setup_by_setup(names: list[str]) -> list[str]:
+    """Part-3 experiment names grouped by setup (in the order setups first run), seeds ascending within
+    each: the candidates run seed by seed, but the table reads one setup at a time."""
+    planned = [e for e in experiments() if e.part != "part2"]
+    first: dict[str, int] = {}
+    for i, e in enumerate(planned):
+        first.setdefault(e.labels["setup"], i)
+    key = {e.name: (first[e.labels["setup"]], e.labels["seed"]) for e in planned}
+    return sorted(names, key=lambda n: key.get(n, (len(planned), 0)))
+
+
 def part3_section(records: dict[str, dict[str, Trained]], figures: Path) -> list[str]:
     setups = setups_of(records)
     out = ["## Part 3: the imbalance models over seeds", "",
@@ -196,12 +207,11 @@ def part3_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
     out += ["### Runs", "",
             "| experiment | model | seed | precision | commit | CPU | training data (MD5) | epochs (best) | test accuracy "
             "| images/s |", "| --- | --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: |"]
-    for name, models in records.items():
-        if name.startswith(("part3-", "bf16-")):
-            for model, r in models.items():
-                out.append(f"| `{name}` | {model} | {r.seed} | {r.precision} | `{r.commit}` | {r.cpu} | {r.training_data} | "
-                           f"{int(r.metrics['epochs_run'])} ({int(r.metrics['best_epoch'])}) | "
-                           f"{r.metrics['test_accuracy']:.4f} | {r.metrics['train_images_per_s']:.0f} |")
+    for name in _setup_by_setup([n for n in records if n.startswith(("part3-", "bf16-"))]):
+        for model, r in records[name].items():
+            out.append(f"| `{name}` | {model} | {r.seed} | {r.precision} | `{r.commit}` | {r.cpu} | {r.training_data} | "
+                       f"{int(r.metrics['epochs_run'])} ({int(r.metrics['best_epoch'])}) | "
+                       f"{r.metrics['test_accuracy']:.4f} | {r.metrics['train_images_per_s']:.0f} |")
     return out + [""]
 
 
