@@ -104,11 +104,18 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     assert "CPU models" not in activation  # all of its variants ran on one CPU
     assert "spread over 2 seeds of part 3 (the same CNN on the imbalanced set) is 0.020" in page
     assert "**Not yet checked**" in page.split("### optimizer")[1].split("###")[0]
-    # A verdict resting on less than the part-3 seed spread (0.020 here) says so; one resting on more does not.
+    # A verdict says whether the difference it rests on is within the part-3 seed spread (0.020 here).
     convs = page.split("### convs per block")[1].split("##")[0]
     assert ("**Holds** here: 2x3x3 0.8000, 1x3x3 0.7900, 1x7x7 0.7000. The difference it rests on (0.010) is smaller "
             "than the seed spread (0.020): within seed noise, so another seed could flip it.") in convs
     assert "seed noise, so another" not in activation and "seed noise, so another" not in hidden
+    # The part-2 verdicts in one table above the studies' sections.
+    assert ("| [hidden layers](#hidden-layers) | more hidden layers give higher accuracy | **does not hold** | "
+            "0.100 (outside seed noise) |") in page
+    assert "| [optimizer](#optimizer) | adam is above sgd at every epoch | **not yet checked** | – |" in page
+    assert "deeper beats wider) | **holds** | 0.010 (within seed noise) |" in page
+    assert ("relu 0.8000, tanh 0.7500, sigmoid 0.6000. The difference it rests on (0.050) is at least the seed "
+            "spread (0.020) measured over 2 seeds: outside seed noise as far as it is measured.") in activation
     baseline = page.split("### baseline")[1].split("###")[0]
     assert "| accuracy | 0.78 | 0.730 (0.720 to 0.740) (2) | 0.750 (0.730 to 0.770) (2) |" in baseline
     assert "| val accuracy of the kept weights | – | 0.700 (0.700 to 0.700) (2) | 0.695 (0.680 to 0.710) (2) |" in baseline

@@ -54,9 +54,12 @@ def _noise_line(spread: tuple[float, int] | None) -> str:
 
 
 def _noise_caveat(margin: float | None, spread: tuple[float, int] | None) -> str:
-    """A warning when the difference a verdict rests on is smaller than one CNN's seed-to-seed spread."""
-    if margin is None or spread is None or margin >= spread[0]:
+    """How the difference a verdict rests on compares with one CNN's seed-to-seed spread."""
+    if margin is None or spread is None:
         return ""
+    if margin >= spread[0]:
+        return (f" The difference it rests on ({margin:.3f}) is at least the seed spread ({spread[0]:.3f}) "
+                f"measured over {spread[1]} seeds: outside seed noise as far as it is measured.")
     return (f" The difference it rests on ({margin:.3f}) is smaller than the seed spread ({spread[0]:.3f}): "
             "within seed noise, so another seed could flip it.")
 
@@ -154,13 +157,26 @@ def _cpus_line(runs: dict[str, Trained]) -> list[str]:
             "seeds (README, Reproducibility).", ""]
 
 
+def _summary_row(study: str, verdict: str, margin: float | None, spread: tuple[float, int] | None) -> str:
+    if verdict == "not yet checked":
+        rests = "–"
+    elif margin is None:
+        rests = "none: it rests on the per-epoch curves"
+    elif spread is None:
+        rests = f"{margin:.3f}"
+    else:
+        rests = f"{margin:.3f} ({'within' if margin < spread[0] else 'outside'} seed noise)"
+    return f"| [{study}](#{study.replace(' ', '-')}) | {CLAIMS[study]} | **{verdict}** | {rests} |"
+
+
 def part2_section(records: dict[str, dict[str, Trained]], figures: Path) -> list[str]:
-    out = ["## Part 2: five parameter studies (the study's CNN on all 50,000 training images)", ""]
     head = ["| variant | experiment | seed | commit | precision | CPU | epochs run | best epoch | best val accuracy | "
             "test accuracy | images/s |", "| --- | --- | ---: | --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     verdicts = _verdicts()
     spread = _seed_spread(records)
-    out += [_noise_line(spread), ""]
+    # The verdicts first, in one table: the sections below hold each study's curves and runs.
+    summary = ["| study | the study's claim | here | test-accuracy difference it rests on |", "| --- | --- | --- | --- |"]
+    out = []
     for study in PART2:
         pairs = variants_of(study)
         runs = {v: records[e.name]["baseline"] for v, e in pairs if "baseline" in records.get(e.name, {})}
@@ -174,11 +190,14 @@ def part2_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
         claim = f"The study: *{CLAIMS[study]}*."
         if missing:
             out += [f"{claim} **Not yet checked**: still to run: {', '.join(f'`{m}`' for m in missing)}.", ""]
+            summary.append(_summary_row(study, "not yet checked", None, spread))
         else:
             holds, evidence, margin = verdicts[study](runs)
             verdict = "Holds" if holds else "Does not hold"
             out += [f"{claim} **{verdict}** here: {evidence}.{_noise_caveat(margin, spread)}", ""]
-    return out
+            summary.append(_summary_row(study, verdict.lower(), margin, spread))
+    return ["## Part 2: five parameter studies (the study's CNN on all 50,000 training images)", "",
+            _noise_line(spread), "", *summary, "", *out]
 
 
 def _setup_by_setup(names: list[str]) -> list[str]:
