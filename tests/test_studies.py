@@ -83,7 +83,7 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
                   balanced=[0.5, 0.6, 0.62])
     # Same seeds without restoring: the last epoch's weights are kept (val 0.68 / 0.71 against 0.70 restored).
     _training_run(client, exp, "part3-no-restore-seed42", "baseline", 0.73, [0.6, 0.7, 0.68], best=2, restore=False,
-                  balanced=[0.5, 0.6, 0.64])
+                  balanced=[0.5, 0.6, 0.64], data_md5="67e51e5871ead830d054a2a0a957c933")
     _training_run(client, exp, "part3-no-restore-seed43", "baseline", 0.77, [0.6, 0.7, 0.71], seed=43, best=2,
                   restore=False, balanced=[0.5, 0.6, 0.66])
     records = {e.name: trained_models(client, exp, e.name) for e in experiments()}
@@ -250,13 +250,14 @@ def test_ctrl_c_reaches_the_whole_experiment_and_is_raised_again(tmp_path):
     assert (tmp_path / "stopped").read_text() == "clean"
 
 
-def _trained(name, acc, ips=500.0, val=(0.6, 0.7, 0.65), restore=True, cpu="CPU A"):
+def _trained(name, acc, ips=500.0, val=(0.6, 0.7, 0.65), restore=True, cpu="CPU A", data=None):
     from cifar10.studies.records import Trained
 
     metrics = {"test_accuracy": acc, "test_macro_f1": acc, "test_recall_cat": 0.3, "test_recall_dog": 0.4,
                "epochs_run": len(val), "best_epoch": 2, "train_images_per_s": ips}
     return Trained(name, "baseline", "id", metrics, {"train.early_stopping.restore_best_weights": str(restore)},
-                   {"cpu": cpu}, {"val_accuracy": list(val), "val_balanced_accuracy": list(val)})
+                   {"cpu": cpu}, {"val_accuracy": list(val), "val_balanced_accuracy": list(val)},
+                   {"data/augmented/train": data} if data else {})
 
 
 def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_is_placed_in_the_band():
@@ -285,6 +286,17 @@ def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_i
     assert ("val-originals minus the defaults, seed by seed (42, 43, 44): test accuracy -0.030 (-0.040 to -0.020);" in own
             and "Not judged on validation" in own and "proposed" not in own and "the defaults stay" not in own)
     assert "Kept weights' val balanced accuracy minus test accuracy: +0.010 (+0.010 to +0.010); the defaults': -0.030 (-0.040 to -0.020)." in own
+    # A run on another training set than its seed's defaults run (augment differs between CPUs) is not paired.
+    on_a = {s: {"baseline": _trained(f"d{s}", acc, data=f"aaaa000{s}")} for s, acc in ((42, 0.72), (43, 0.74))}
+    moved = {42: {"baseline": _trained("m42", 0.80, val=(0.6, 0.7, 0.9), cpu="CPU B", data="bbbb0042")},
+             43: {"baseline": _trained("m43", 0.76, val=(0.6, 0.7, 0.9), data="aaaa00043"[:8])}}
+    apart = "\n".join(gap_lines({"defaults": on_a, "val-balanced": moved, "mixed_bfloat16": {}}))
+    assert "val-balanced minus the defaults, seed by seed (43): kept weights' val balanced accuracy +0.000 (seeds with it: 43)" in apart
+    assert "test accuracy +0.020;" in apart  # seed 43 alone, not seed 42's +0.080
+    assert ("Not paired (another training set than the defaults' run of the seed, so not a like-for-like shift): "
+            "seed 42 trained on bbbb0042 (CPU B), the defaults on aaaa0004 (CPU A).") in apart
+    alone = "\n".join(gap_lines({"defaults": on_a, "val-balanced": {42: moved[42]}, "mixed_bfloat16": {}}))
+    assert "  - val-balanced: no run on the same training set as the defaults' yet. Not paired" in alone
     one = "\n".join(gap_lines({"defaults": {42: defaults[42]}, "no-restore": {}, "val-accuracy": {}, "mixed_bfloat16": {}}))
     assert "over 1 default seed(s): accuracy +0.060; macro F1 +0.040;" in one  # one seed has no band to be outside of
 

@@ -29,11 +29,24 @@ UNMEASURED = ("Not measurable here, so still open: the local images are a JPEG r
               "params' defaults); and whether its early stopping watched the test set, which ours never does.")
 
 
+def _same_data(a: Trained, b: Trained) -> bool:
+    """Whether two runs trained on the same bytes (a run that did not record its training set counts as the same)."""
+    return "–" in (a.training_data, b.training_data) or a.training_data == b.training_data
+
+
+def _both(runs: dict[int, dict[str, Trained]], defaults: dict[int, dict[str, Trained]], model: str,
+          same: bool) -> list[int]:
+    """Seeds with a run of `model` under both, on the same training set (`same`) or on different ones."""
+    return [s for s in runs if model in runs[s] and model in defaults.get(s, {})
+            and _same_data(runs[s][model], defaults[s][model]) == same]
+
+
 def _paired(runs: dict[int, dict[str, Trained]], defaults: dict[int, dict[str, Trained]], model: str,
             value: Callable[[Trained], float | None]) -> tuple[list[int], list[float]]:
-    """Seeds both have a value for, and the setup's value minus the defaults' on each."""
-    pairs = [(s, value(runs[s][model]), value(defaults[s][model])) for s in runs
-             if model in runs[s] and model in defaults.get(s, {})]
+    """Seeds both have a value for, on the same training set, and the setup's value minus the defaults' on each.
+    Augment's output differs between CPUs, so the same seed on another CPU is another augmented set: a shift
+    between such runs mixes the setup's effect with the data's, and they are not paired."""
+    pairs = [(s, value(runs[s][model]), value(defaults[s][model])) for s in _both(runs, defaults, model, True)]
     pairs = [(s, a, b) for s, a, b in pairs if a is not None and b is not None]
     return [s for s, _, _ in pairs], [a - b for _, a, b in pairs]
 
@@ -136,11 +149,22 @@ def explained_lines(setups: Setups) -> list[str]:
     return out
 
 
+def _apart_line(runs: dict[int, dict[str, Trained]], defaults: dict[int, dict[str, Trained]], model: str) -> str:
+    """The seeds whose run trained on another training set than the defaults' run of that seed, or ""."""
+    apart = _both(runs, defaults, model, False)
+    if not apart:
+        return ""
+    return " Not paired (another training set than the defaults' run of the seed, so not a like-for-like shift): " + \
+        "; ".join(f"seed {s} trained on {runs[s][model].training_data} ({runs[s][model].cpu}), the defaults on "
+                  f"{defaults[s][model].training_data} ({defaults[s][model].cpu})" for s in apart) + "."
+
+
 def _setup_line(setup: str, setups: Setups, model: str, ours: dict[str, list[float]]) -> list[str]:
     runs, defaults = setups[setup], setups["defaults"]
     seeds = _paired(runs, defaults, model, metric("test_accuracy"))[0]
+    apart = _apart_line(runs, defaults, model)
     if not seeds:
-        return []
+        return [f"  - {setup}: no run on the same training set as the defaults' yet.{apart}"] if apart else []
     shifts = [f"{label} {band(_paired(runs, defaults, model, metric(key))[1], '+')}"
               for label, key, _ in FIGURES]
     left = STUDY[model]["accuracy"] - statistics.mean(values_of(runs, model, metric("test_accuracy")))
@@ -149,7 +173,8 @@ def _setup_line(setup: str, setups: Setups, model: str, ours: dict[str, list[flo
     if setup in OWN_VALIDATION:
         return [head + test + " Not judged on validation: it validates on other rows than the defaults (theirs hold "
                 f"variants of images they trained on). Kept weights' val balanced accuracy minus test accuracy: "
-                f"{band(_overstatement(runs, model), '+')}; the defaults': {band(_overstatement(defaults, model), '+')}."]
+                f"{band(_overstatement(runs, model), '+')}; the defaults': {band(_overstatement(defaults, model), '+')}."
+                + apart]
     judged, balanced = _paired(runs, defaults, model, kept_val_balanced)
     line = (head + f"kept weights' val balanced accuracy {band(balanced, '+')} (seeds with it: "
             f"{', '.join(map(str, judged)) or 'none'}), val accuracy "
@@ -164,4 +189,4 @@ def _setup_line(setup: str, setups: Setups, model: str, ours: dict[str, list[flo
                  if min(balanced) > 0 else " Does not raise val balanced accuracy on every seed: the defaults stay.")
     else:
         line += f" {len(judged)} of {len(SEEDS)} seeds judged so far: no verdict yet."
-    return [line]
+    return [line + apart]
