@@ -1,6 +1,6 @@
 """The study's experiments on the real data: run (or resume) them, then write STUDIES.md from MLflow.
 
-    python -m scripts.studies run [--only part2|part3|bf16] [--name EXPERIMENT ...] [-S key=value ...] [--dry-run]
+    python -m scripts.studies run [--only part2|part3|bf16|rerun] [--name EXPERIMENT ...] [-S key=value ...] [--dry-run]
     python -m scripts.studies report [--output STUDIES.md]
 
 `run` runs the planned DVC experiments (cifar10.studies.plan) one at a time, each in a temporary copy
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     go = sub.add_parser("run", help="run or resume the experiments, one at a time")
-    go.add_argument("--only", choices=["part2", "part3", "bf16"], help="only this part")
+    go.add_argument("--only", choices=sorted({e.part for e in experiments()}), help="only this part")
     go.add_argument("--name", action="append", default=[], choices=[e.name for e in experiments()],
                     metavar="EXPERIMENT", help="only this experiment (repeatable); see --dry-run for the names")
     go.add_argument("-S", "--set-param", action="append", default=[], help="extra override for every experiment")

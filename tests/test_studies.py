@@ -34,12 +34,18 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
     assert seeds == {42, 43, 44}
     order = list(planned)  # the band (the defaults on every seed) first, then no-restore, bf16 parity
     assert order[:7] == [*(f"part3-{k}-seed{s}" for k in ("defaults", "no-restore") for s in (42, 43, 44)), "bf16-seed42"]
-    assert [planned[name].part for name in order[7:16]] == ["part2"] * 9  # then part 2, then the other setups
-    assert order[16:19] == [f"part3-{k}-seed42" for k in ("val-balanced", "val-originals", "val-accuracy")]
+    # The defaults' seed-42 baseline once more, on whichever CPU runs it: the same overrides, one model.
+    assert order[7] == "rerun-defaults-seed42" and planned[order[7]].target == "evaluate@baseline"
+    assert planned[order[7]].overrides == planned["part3-defaults-seed42"].overrides
+    assert [planned[name].part for name in order[8:17]] == ["part2"] * 9  # then part 2, then the other setups
+    assert order[17:20] == [f"part3-{k}-seed42" for k in ("val-balanced", "val-originals", "val-accuracy")]
     # The page's run table still reads one setup at a time.
-    ran = [n for n in order if n.startswith(("part3-", "bf16-"))][::-1]
-    assert _setup_by_setup(ran)[6:10] == ["bf16-seed42", *(f"part3-val-balanced-seed{s}" for s in (42, 43, 44))]
+    ran = [n for n in order if n.startswith(("part3-", "bf16-", "rerun-"))][::-1]
+    assert _setup_by_setup(ran)[6:11] == ["bf16-seed42", "rerun-defaults-seed42",
+                                          *(f"part3-val-balanced-seed{s}" for s in (42, 43, 44))]
     assert planned["part3-val-originals-seed44"].target == "evaluate@augmented"  # the baseline's split is the same
+    # On the augmented model's split (equal class counts) val accuracy is val balanced accuracy: val-balanced's run.
+    assert planned["part3-val-accuracy-seed44"].target == "evaluate@baseline"
     assert planned["part3-defaults-seed43"].command()[:6] == ["dvc", "exp", "run", "--temp", "--force", "--name"]
 
 
@@ -91,7 +97,7 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     page = studies_markdown(records, "test", tmp_path / "figures")
 
     # Part 3's experiments train both CNNs: with only their baseline recorded they have not finished.
-    assert "7 of 25 planned experiments have finished" in page
+    assert "7 of 26 planned experiments have finished" in page
     activation = page.split("### activation")[1].split("###")[0]
     assert "**Holds** here: ranking by test accuracy: relu 0.8000, tanh 0.7500, sigmoid 0.6000" in activation
     assert "| sigmoid | `part2-activation-sigmoid` | 42 | `abc1234def` | float32 | Test CPU | 3 | 3 | 0.6000 | 0.6000 | 500 |" in activation
@@ -117,9 +123,9 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     assert ("relu 0.8000, tanh 0.7500, sigmoid 0.6000. The difference it rests on (0.050) is at least the seed "
             "spread (0.020) measured over 2 seeds: outside seed noise as far as it is measured.") in activation
     baseline = page.split("### baseline")[1].split("###")[0]
-    assert "| accuracy | 0.78 | 0.730 (0.720 to 0.740) (2) | 0.750 (0.730 to 0.770) (2) |" in baseline
-    assert "| val accuracy of the kept weights | – | 0.700 (0.700 to 0.700) (2) | 0.695 (0.680 to 0.710) (2) |" in baseline
-    assert "| val balanced accuracy of the kept weights | – | 0.600 (1) | 0.650 (0.640 to 0.660) (2) |" in baseline
+    assert "| accuracy | 0.78 | 0.730 (0.720 to 0.740) (2) | – (0) | 0.750 (0.730 to 0.770) (2) |" in baseline
+    assert "| val accuracy of the kept weights | – | 0.700 (0.700 to 0.700) (2) | – (0) | 0.695 (0.680 to 0.710) (2) |" in baseline
+    assert "| val balanced accuracy of the kept weights | – | 0.600 (1) | – (0) | 0.650 (0.640 to 0.660) (2) |" in baseline
     # Each run names the bytes it trained on (the training set's MD5, as dvc.lock has it), not the test set's.
     assert "| `part3-defaults-seed42` | baseline | 42 | float32 | `abc1234def` | Test CPU | 67e51e58 | 3 (2) | 0.7200 |" in page
     gap = page.split("### The gap")[1].split("###")[0]
@@ -299,6 +305,42 @@ def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_i
     assert "  - val-balanced: no run on the same training set as the defaults' yet. Not paired" in alone
     one = "\n".join(gap_lines({"defaults": {42: defaults[42]}, "no-restore": {}, "val-accuracy": {}, "mixed_bfloat16": {}}))
     assert "over 1 default seed(s): accuracy +0.060; macro F1 +0.040;" in one  # one seed has no band to be outside of
+
+
+def test_a_rerun_of_the_defaults_measures_the_cpu_and_stands_in_for_them_on_its_own_cpu():
+    from dataclasses import replace
+
+    from cifar10.studies.gap import gap_lines
+
+    # Kept weights: epoch 2 (restored), so the middle value is the kept val balanced accuracy.
+    defaults = {s: {"baseline": _trained(f"d{s}", acc)} for s, acc in ((42, 0.72), (43, 0.74), (44, 0.73))}
+    rerun = {42: {"baseline": _trained("rerun-defaults-seed42", 0.75, val=(0.6, 0.73, 0.65), cpu="CPU B")}}
+
+    def on_b(kept: dict[int, float]) -> dict:
+        return {s: {"baseline": _trained(f"v{s}", 0.76, val=(0.6, v, 0.65), cpu="CPU B")} for s, v in kept.items()}
+
+    lines = "\n".join(gap_lines({"defaults": defaults, "defaults, rerun": rerun,
+                                 "val-balanced": on_b({42: 0.75, 43: 0.72, 44: 0.72}), "mixed_bfloat16": {}}))
+    assert ("  - defaults, rerun minus the defaults (seed 42, the same setup, seed and training set, on CPU B against "
+            "CPU A): 3 epochs (best 2) against 3 (2); kept weights' val balanced accuracy +0.030, val accuracy +0.030; "
+            "test accuracy +0.030; macro F1 +0.030; cat recall +0.000; dog recall +0.000. What the CPU alone moves") in lines
+    # Seed 42 is set against the rerun (same CPU: +0.020, not +0.050); 43 and 44 against the defaults, across CPUs.
+    assert "val-balanced minus the defaults, seed by seed (42, 43, 44): kept weights' val balanced accuracy +0.020 (+0.020 to +0.020)" in lines
+    assert "Seed 42 is set against the defaults' rerun, which trained on the same CPU." in lines
+    assert "Seeds 43, 44 pair runs of two CPUs (CPU B against CPU A): the shift includes what the CPU alone moves." in lines
+    assert "smallest rise (+0.020) is not above what the CPU alone moved (0.030)" in lines and "proposed" not in lines
+    clear = "\n".join(gap_lines({"defaults": defaults, "defaults, rerun": rerun,
+                                 "val-balanced": on_b({42: 0.78, 43: 0.78, 44: 0.78}), "mixed_bfloat16": {}}))
+    assert "Raises val balanced accuracy on every seed: proposed as the default (chosen on validation only)." in clear
+    unmeasured = "\n".join(gap_lines({"defaults": defaults, "val-balanced": on_b({42: 0.78, 43: 0.78, 44: 0.78}),
+                                      "mixed_bfloat16": {}}))
+    assert "some pairs cross CPUs and what the CPU alone moves is not measured: no verdict yet." in unmeasured
+    # On the defaults' own CPU the rerun checks that a run repeats (its speed may differ).
+    same = {42: {"baseline": replace(defaults[42]["baseline"], experiment="rerun-defaults-seed42",
+                                     metrics={**defaults[42]["baseline"].metrics, "train_images_per_s": 1.0})}}
+    assert ("  - defaults, rerun minus the defaults (seed 42, the same setup, seed and training set, both on CPU A): "
+            "identical per-epoch curves and test figures, so a run repeats exactly there.") in gap_lines(
+                {"defaults": defaults, "defaults, rerun": same, "mixed_bfloat16": {}})
 
 
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])

@@ -8,9 +8,9 @@ which keeps seed noise out of the shift it causes.
 from __future__ import annotations
 
 import statistics
-from typing import Callable
 
 from cifar10.reporting.reference import STUDY
+from cifar10.studies.pairing import apart_line, cpu_note, cpu_shift, paired, partners, rerun_lines
 from cifar10.studies.part3 import (
     FIGURES,
     MODELS,
@@ -21,34 +21,12 @@ from cifar10.studies.part3 import (
     metric,
     values_of,
 )
-from cifar10.studies.plan import OWN_VALIDATION, SEEDS
+from cifar10.studies.plan import MIXED, OWN_VALIDATION, RERUN, SEEDS
 from cifar10.studies.records import Trained
 
 UNMEASURED = ("Not measurable here, so still open: the local images are a JPEG re-encoding of CIFAR-10 (the study "
               "trained on the original pixels); the study's dropout rates are not published (ours are the "
               "params' defaults); and whether its early stopping watched the test set, which ours never does.")
-
-
-def _same_data(a: Trained, b: Trained) -> bool:
-    """Whether two runs trained on the same bytes (a run that did not record its training set counts as the same)."""
-    return "–" in (a.training_data, b.training_data) or a.training_data == b.training_data
-
-
-def _both(runs: dict[int, dict[str, Trained]], defaults: dict[int, dict[str, Trained]], model: str,
-          same: bool) -> list[int]:
-    """Seeds with a run of `model` under both, on the same training set (`same`) or on different ones."""
-    return [s for s in runs if model in runs[s] and model in defaults.get(s, {})
-            and _same_data(runs[s][model], defaults[s][model]) == same]
-
-
-def _paired(runs: dict[int, dict[str, Trained]], defaults: dict[int, dict[str, Trained]], model: str,
-            value: Callable[[Trained], float | None]) -> tuple[list[int], list[float]]:
-    """Seeds both have a value for, on the same training set, and the setup's value minus the defaults' on each.
-    Augment's output differs between CPUs, so the same seed on another CPU is another augmented set: a shift
-    between such runs mixes the setup's effect with the data's, and they are not paired."""
-    pairs = [(s, value(runs[s][model]), value(defaults[s][model])) for s in _both(runs, defaults, model, True)]
-    pairs = [(s, a, b) for s, a, b in pairs if a is not None and b is not None]
-    return [s for s, _, _ in pairs], [a - b for _, a, b in pairs]
 
 
 def gap_lines(setups: Setups) -> list[str]:
@@ -64,8 +42,9 @@ def gap_lines(setups: Setups) -> list[str]:
                  " our band)" if len(ours[label]) > 1 else "") for label, _, study in FIGURES]
         out.append(f"- **{model}**, the study minus our mean over {len(ours['accuracy'])} default seed(s): "
                    + "; ".join(parts) + ".")
-        for setup, runs in setups.items():
-            if setup != "defaults":
+        out += rerun_lines(setups, model)
+        for setup in setups:
+            if setup not in ("defaults", RERUN):
                 out += _setup_line(setup, setups, model, ours)
     return out + validation_lines(setups["defaults"]) + explained_lines(setups) + ["", UNMEASURED, ""]
 
@@ -80,7 +59,7 @@ def _speed(bf16: dict[int, dict[str, Trained]], setups: Setups, model: str) -> s
             continue
         run = models[model]
         peers = [runs[seed][model] for setup, runs in setups.items()
-                 if setup != "mixed_bfloat16" and model in runs.get(seed, {}) and runs[seed][model].cpu == run.cpu]
+                 if setup != MIXED and model in runs.get(seed, {}) and runs[seed][model].cpu == run.cpu]
         ratios += [run.metrics["train_images_per_s"] / p.metrics["train_images_per_s"] for p in peers]
     if not ratios:
         return "Speed: no float32 run of the same seed on the same CPU to set it against"
@@ -132,7 +111,7 @@ def explained_lines(setups: Setups) -> list[str]:
     """Per model and test figure, what the measured runs say about the gap: the study's figure inside the
     defaults' seed band (seed noise can explain it), inside a candidate setup's band (that setup can),
     or inside neither (unexplained by what was measured; the closest setup mean is named)."""
-    candidates = {k: v for k, v in setups.items() if k not in ("defaults", "mixed_bfloat16")}
+    candidates = {k: v for k, v in setups.items() if k not in ("defaults", MIXED, RERUN)}
     out = []
     for model in MODELS:
         found = []
@@ -149,44 +128,50 @@ def explained_lines(setups: Setups) -> list[str]:
     return out
 
 
-def _apart_line(runs: dict[int, dict[str, Trained]], defaults: dict[int, dict[str, Trained]], model: str) -> str:
-    """The seeds whose run trained on another training set than the defaults' run of that seed, or ""."""
-    apart = _both(runs, defaults, model, False)
-    if not apart:
-        return ""
-    return " Not paired (another training set than the defaults' run of the seed, so not a like-for-like shift): " + \
-        "; ".join(f"seed {s} trained on {runs[s][model].training_data} ({runs[s][model].cpu}), the defaults on "
-                  f"{defaults[s][model].training_data} ({defaults[s][model].cpu})" for s in apart) + "."
+def _verdict(balanced: list[float], crossed: bool, cpu_shift: float | None) -> str:
+    """A setup raising val balanced accuracy on every seed is proposed, unless a pair across CPUs leaves the
+    rise inside what the CPU alone moves (or that is not measured)."""
+    if min(balanced) <= 0:
+        return " Does not raise val balanced accuracy on every seed: the defaults stay."
+    if crossed and cpu_shift is None:
+        return (" Raises val balanced accuracy on every seed, but some pairs cross CPUs and what the CPU alone "
+                "moves is not measured: no verdict yet.")
+    if crossed and min(balanced) <= cpu_shift:
+        return (f" Raises val balanced accuracy on every seed, but its smallest rise ({min(balanced):+.3f}) is not "
+                f"above what the CPU alone moved ({cpu_shift:.3f}) and some pairs cross CPUs: no verdict until they "
+                "pair on one CPU.")
+    return " Raises val balanced accuracy on every seed: proposed as the default (chosen on validation only)."
 
 
 def _setup_line(setup: str, setups: Setups, model: str, ours: dict[str, list[float]]) -> list[str]:
-    runs, defaults = setups[setup], setups["defaults"]
-    seeds = _paired(runs, defaults, model, metric("test_accuracy"))[0]
-    apart = _apart_line(runs, defaults, model)
+    runs, defaults = setups[setup], partners(setup, setups, model)
+    seeds = paired(runs, defaults, model, metric("test_accuracy"))[0]
+    apart = apart_line(runs, defaults, model)
     if not seeds:
         return [f"  - {setup}: no run on the same training set as the defaults' yet.{apart}"] if apart else []
-    shifts = [f"{label} {band(_paired(runs, defaults, model, metric(key))[1], '+')}"
+    shifts = [f"{label} {band(paired(runs, defaults, model, metric(key))[1], '+')}"
               for label, key, _ in FIGURES]
     left = STUDY[model]["accuracy"] - statistics.mean(values_of(runs, model, metric("test_accuracy")))
     head = f"  - {setup} minus the defaults, seed by seed ({', '.join(map(str, seeds))}): "
     test = f"test {'; '.join(shifts)}. The study's accuracy is {left:+.3f} from this setup's mean."
+    note = cpu_note(runs, defaults, model, seeds)
     if setup in OWN_VALIDATION:
         return [head + test + " Not judged on validation: it validates on other rows than the defaults (theirs hold "
                 f"variants of images they trained on). Kept weights' val balanced accuracy minus test accuracy: "
                 f"{band(_overstatement(runs, model), '+')}; the defaults': {band(_overstatement(defaults, model), '+')}."
-                + apart]
-    judged, balanced = _paired(runs, defaults, model, kept_val_balanced)
+                + note + apart]
+    judged, balanced = paired(runs, defaults, model, kept_val_balanced)
     line = (head + f"kept weights' val balanced accuracy {band(balanced, '+')} (seeds with it: "
             f"{', '.join(map(str, judged)) or 'none'}), val accuracy "
-            f"{band(_paired(runs, defaults, model, kept_val_accuracy)[1], '+')}; " + test)
-    if setup == "mixed_bfloat16":
+            f"{band(paired(runs, defaults, model, kept_val_accuracy)[1], '+')}; " + test)
+    if setup == MIXED:
         outside = [label for label, key, _ in FIGURES if not min(ours[label]) <= statistics.mean(
             values_of(runs, model, metric(key))) <= max(ours[label])]
         line += (" Inside the float32 seed band on all four test figures." if not outside
                  else " Outside the float32 seed band on " + ", ".join(outside) + ".") + f" {_speed(runs, setups, model)}."
     elif len(judged) == len(SEEDS):
-        line += (" Raises val balanced accuracy on every seed: proposed as the default (chosen on validation only)."
-                 if min(balanced) > 0 else " Does not raise val balanced accuracy on every seed: the defaults stay.")
+        crossed = any(runs[s][model].cpu != defaults[s][model].cpu for s in judged)
+        line += _verdict(balanced, crossed, cpu_shift(setups, model))
     else:
         line += f" {len(judged)} of {len(SEEDS)} seeds judged so far: no verdict yet."
-    return [line + apart]
+    return [line + note + apart]

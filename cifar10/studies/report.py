@@ -11,7 +11,7 @@ from typing import Callable
 
 from cifar10.studies.gap import gap_lines
 from cifar10.studies.part3 import band_figure, band_tables, setups_of
-from cifar10.studies.plan import PART2, SEEDS, SETUP_TARGETS, experiments, variants_of
+from cifar10.studies.plan import PART2, RERUN, SEEDS, SETUP_TARGETS, experiments, variants_of
 from cifar10.studies.records import Trained
 
 FIGURES = Path("figures/studies")
@@ -216,8 +216,9 @@ def part3_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
     out = ["## Part 3: the imbalance models over seeds", "",
            "Mean (min to max) (n) over the seeds that have finished, beside the study's published figure. Each "
            "setup runs on the same seeds; the runs are listed below with their CPU. " + " ".join(
-               f"`{setup}` trains the {target.split('@')[1]} model only (the other would train exactly as under the defaults)."
-               for setup, target in SETUP_TARGETS.items()), ""]
+               f"`{setup}` trains the {target.split('@')[1]} model only: {why}."
+               for setup, (target, why) in SETUP_TARGETS.items()) + f" `{RERUN}` is the defaults' baseline of seed 42 "
+           "once more, on whichever CPU ran it: the CPU's share of a difference, or a check that a run repeats.", ""]
     if any(setups.values()):
         path = figures / "part3.png"
         band_figure(setups, path)
@@ -226,7 +227,7 @@ def part3_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
     out += ["### Runs", "",
             "| experiment | model | seed | precision | commit | CPU | training data (MD5) | epochs (best) | test accuracy "
             "| images/s |", "| --- | --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: |"]
-    for name in _setup_by_setup([n for n in records if n.startswith(("part3-", "bf16-"))]):
+    for name in _setup_by_setup([n for n in records if n.startswith(("part3-", "bf16-", "rerun-"))]):
         for model, r in records[name].items():
             out.append(f"| `{name}` | {model} | {r.seed} | {r.precision} | `{r.commit}` | {r.cpu} | {r.training_data} | "
                        f"{int(r.metrics['epochs_run'])} ({int(r.metrics['best_epoch'])}) | "
