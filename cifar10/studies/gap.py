@@ -3,7 +3,7 @@ test set, and what explains the gap, read off the seed bands: the study's figure
 band (seed noise), inside a candidate setup's band, or inside neither.
 
 A setup is compared with the defaults seed by seed (same seed, so the same split and initial weights),
-which keeps seed noise out of the shift it causes.
+which keeps seed noise out of the shift it causes; cifar10.studies.pairing picks the pairs.
 """
 from __future__ import annotations
 
@@ -128,17 +128,17 @@ def explained_lines(setups: Setups) -> list[str]:
     return out
 
 
-def _verdict(balanced: list[float], crossed: bool, cpu_shift: float | None) -> str:
+def _verdict(balanced: list[float], crossed: bool, moved: float | None) -> str:
     """A setup raising val balanced accuracy on every seed is proposed, unless a pair across CPUs leaves the
     rise inside what the CPU alone moves (or that is not measured)."""
     if min(balanced) <= 0:
         return " Does not raise val balanced accuracy on every seed: the defaults stay."
-    if crossed and cpu_shift is None:
+    if crossed and moved is None:
         return (" Raises val balanced accuracy on every seed, but some pairs cross CPUs and what the CPU alone "
                 "moves is not measured: no verdict yet.")
-    if crossed and min(balanced) <= cpu_shift:
+    if crossed and min(balanced) <= moved:
         return (f" Raises val balanced accuracy on every seed, but its smallest rise ({min(balanced):+.3f}) is not "
-                f"above what the CPU alone moved ({cpu_shift:.3f}) and some pairs cross CPUs: no verdict until they "
+                f"above what the CPU alone moved ({moved:.3f}) and some pairs cross CPUs: no verdict until they "
                 "pair on one CPU.")
     return " Raises val balanced accuracy on every seed: proposed as the default (chosen on validation only)."
 
