@@ -343,6 +343,28 @@ def test_a_rerun_of_the_defaults_measures_the_cpu_and_stands_in_for_them_on_its_
                 {"defaults": defaults, "defaults, rerun": same, "mixed_bfloat16": {}})
 
 
+def test_where_early_stopping_ends_a_run_is_set_beside_its_test_accuracy():
+    from dataclasses import replace
+
+    from cifar10.studies.stopping import stop_lines
+
+    def stopped(name: str, best: int, acc: float):
+        run_ = _trained(name, acc)
+        return {"baseline": replace(run_, metrics={**run_.metrics, "best_epoch": best})}
+
+    rising = {"defaults": {42: stopped("d42", 15, 0.716), 43: stopped("d43", 7, 0.685)},
+              "val-balanced": {42: stopped("v42", 25, 0.766)}, "mixed_bfloat16": {}}
+    lines = stop_lines(rising)
+    assert len(lines) == 2 and lines[0].startswith("- **Where early stopping ends a run**")  # no augmented runs
+    assert lines[1] == "  - baseline: 7: 0.685; 15: 0.716; 25: 0.766. Spearman's rank correlation +1.00 over 3 runs."
+    falling = {"defaults": {42: stopped("d42", 15, 0.70), 43: stopped("d43", 7, 0.74)},
+               "no-restore": {42: stopped("n42", 15, 0.69), 43: stopped("n43", 25, 0.68)}}
+    assert stop_lines(falling)[1] == "  - baseline: 7: 0.740; 15: 0.690, 0.700; 25: 0.680. Spearman's rank correlation -0.95 over 4 runs."
+    # Two runs, or one best epoch for all: nothing to relate.
+    assert stop_lines({"defaults": rising["defaults"]}) == []
+    assert stop_lines({"defaults": {s: stopped(f"d{s}", 15, a) for s, a in ((42, 0.7), (43, 0.71), (44, 0.72))}}) == []
+
+
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_a_runner_started_in_the_background_still_stops_cleanly(tmp_path, signame):
     import signal

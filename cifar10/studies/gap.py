@@ -23,6 +23,7 @@ from cifar10.studies.part3 import (
 )
 from cifar10.studies.plan import MIXED, OWN_VALIDATION, RERUN, SEEDS
 from cifar10.studies.records import Trained
+from cifar10.studies.stopping import stop_lines
 
 UNMEASURED = ("Not measurable here, so still open: the local images are a JPEG re-encoding of CIFAR-10 (the study "
               "trained on the original pixels); the study's dropout rates are not published (ours are the "
@@ -46,7 +47,7 @@ def gap_lines(setups: Setups) -> list[str]:
         for setup in setups:
             if setup not in ("defaults", RERUN):
                 out += _setup_line(setup, setups, model, ours)
-    return out + validation_lines(setups["defaults"]) + explained_lines(setups) + ["", UNMEASURED, ""]
+    return out + validation_lines(setups["defaults"]) + stop_lines(setups) + explained_lines(setups) + ["", UNMEASURED, ""]
 
 
 def _speed(bf16: dict[int, dict[str, Trained]], setups: Setups, model: str) -> str:

@@ -1,0 +1,43 @@
+"""Where early stopping ends a run, set beside its test accuracy: over every part-3 run of a model, whatever
+its setup, the epoch early stopping judged best (the run stops `patience` epochs later) and the test
+accuracy of the weights it kept.
+
+Patience on a noisy validation curve decides that epoch, and a seed, a CPU or a setting can move it by
+ten epochs; when test accuracy rises with it, much of a model's spread (and of its gap to the study)
+goes with where its runs stopped rather than with the setting that moved them there.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from cifar10.studies.part3 import MODELS, Setups
+from cifar10.studies.records import Trained
+
+
+def _runs(setups: Setups, model: str) -> list[Trained]:
+    return [r[model] for runs in setups.values() for r in runs.values() if model in r]
+
+
+def stop_table(setups: Setups, model: str) -> pd.DataFrame:
+    """One row per run of `model`: its experiment, best epoch and test accuracy, by best epoch."""
+    rows = [(r.experiment, int(r.metrics["best_epoch"]), r.metrics["test_accuracy"]) for r in _runs(setups, model)]
+    return pd.DataFrame(rows, columns=["experiment", "best_epoch", "test_accuracy"]).sort_values(
+        ["best_epoch", "test_accuracy"], ignore_index=True)
+
+
+def stop_lines(setups: Setups) -> list[str]:
+    """Per model with three runs or more: test accuracy grouped by best epoch, and their rank correlation."""
+    found = []
+    for model in MODELS:
+        table = stop_table(setups, model)
+        if len(table) < 3 or table["best_epoch"].nunique() < 2:
+            continue
+        rho = table["best_epoch"].corr(table["test_accuracy"], method="spearman")
+        groups = "; ".join(f"{epoch}: " + ", ".join(f"{a:.3f}" for a in group["test_accuracy"])
+                           for epoch, group in table.groupby("best_epoch"))
+        found.append(f"  - {model}: {groups}. Spearman's rank correlation {rho:+.2f} over {len(table)} runs.")
+    if not found:
+        return []
+    return ["- **Where early stopping ends a run** (every part-3 run of any setup; best epoch: the test accuracy of "
+            "each run whose best epoch it was). The defaults and no-restore share a seed's training up to where it "
+            "stops, so the runs are not independent: the correlation describes them, it tests nothing.", *found]
