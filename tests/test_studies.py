@@ -343,10 +343,10 @@ def test_a_rerun_of_the_defaults_measures_the_cpu_and_stands_in_for_them_on_its_
                 {"defaults": defaults, "defaults, rerun": same, "mixed_bfloat16": {}})
 
 
-def test_where_early_stopping_ends_a_run_is_set_beside_its_test_accuracy():
+def test_where_early_stopping_ends_a_run_is_set_beside_its_test_accuracy(tmp_path):
     from dataclasses import replace
 
-    from cifar10.studies.stopping import stop_lines
+    from cifar10.studies.stopping import stop_figure, stop_lines
 
     def stopped(name: str, best: int, acc: float):
         run_ = _trained(name, acc)
@@ -357,6 +357,8 @@ def test_where_early_stopping_ends_a_run_is_set_beside_its_test_accuracy():
     lines = stop_lines(rising)
     assert len(lines) == 2 and lines[0].startswith("- **Where early stopping ends a run**")  # no augmented runs
     assert lines[1] == "  - baseline: 7: 0.685; 15: 0.716; 25: 0.766. Spearman's rank correlation +1.00 over 3 runs."
+    stop_figure(rising, tmp_path / "stopping.png")
+    assert (tmp_path / "stopping.png").stat().st_size > 5000
     falling = {"defaults": {42: stopped("d42", 15, 0.70), 43: stopped("d43", 7, 0.74)},
                "no-restore": {42: stopped("n42", 15, 0.69), 43: stopped("n43", 25, 0.68)}}
     assert stop_lines(falling)[1] == "  - baseline: 7: 0.740; 15: 0.690, 0.700; 25: 0.680. Spearman's rank correlation -0.95 over 4 runs."

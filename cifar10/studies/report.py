@@ -13,6 +13,7 @@ from cifar10.studies.gap import gap_lines
 from cifar10.studies.part3 import band_figure, band_tables, setups_of
 from cifar10.studies.plan import PART2, RERUN, SEEDS, SETUP_TARGETS, experiments, variants_of
 from cifar10.studies.records import Trained
+from cifar10.studies.stopping import stop_figure, stop_lines
 
 FIGURES = Path("figures/studies")
 CLAIMS: dict[str, str] = {
@@ -223,6 +224,10 @@ def part3_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
         path = figures / "part3.png"
         band_figure(setups, path)
         out += [f"![part 3]({path.as_posix()})", ""]
+    if stop_lines(setups):
+        path = figures / "stopping.png"
+        stop_figure(setups, path)
+        out += [f"![where early stopping ends a run]({path.as_posix()})", ""]
     out += band_tables(setups) + gap_lines(setups)
     out += ["### Runs", "",
             "| experiment | model | seed | precision | commit | CPU | training data (MD5) | epochs (best) | test accuracy "

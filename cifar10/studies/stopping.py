@@ -8,8 +8,11 @@ goes with where its runs stopped rather than with the setting that moved them th
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
+from cifar10.reporting.reference import STUDY
 from cifar10.studies.part3 import MODELS, Setups
 from cifar10.studies.records import Trained
 
@@ -41,3 +44,31 @@ def stop_lines(setups: Setups) -> list[str]:
     return ["- **Where early stopping ends a run** (every part-3 run of any setup; best epoch: the test accuracy of "
             "each run whose best epoch it was). The defaults and no-restore share a seed's training up to where it "
             "stops, so the runs are not independent: the correlation describes them, it tests nothing.", *found]
+
+
+def stop_figure(setups: Setups, path: Path) -> None:
+    """Test accuracy against best epoch, one panel per model, one colour per setup; dashed: the study's."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.4))
+    axes = fig.subplots(1, len(MODELS), sharey=True)
+    for ax, model in zip(axes, MODELS):
+        for i, (setup, runs) in enumerate(setups.items()):
+            points = [(r[model].metrics["best_epoch"], r[model].metrics["test_accuracy"]) for r in runs.values()
+                      if model in r]
+            if points:
+                ax.plot(*zip(*points), "o", color=f"C{i}", alpha=0.8, label=setup)
+        ax.axhline(STUDY[model]["accuracy"], color="black", linestyle="--", linewidth=1, label="study")
+        ax.set_title(model, fontsize=9)
+        ax.set_xlabel("best epoch (early stopping's)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test accuracy")
+    handles: dict = {}  # one legend entry per setup, from whichever panel has it
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=7)
+    fig.suptitle("Part 3: where early stopping ends a run, and its test accuracy (dashed: the study)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 0.85, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=72)
