@@ -89,6 +89,16 @@ def band_tables(setups: Setups) -> list[str]:
     return out
 
 
+def figure_legend(fig, axes, **kwargs) -> None:
+    """One legend for a figure of panels that each show only some of its series: one entry per label, from
+    whichever panel first has it."""
+    handles: dict = {}
+    for ax in getattr(axes, "flat", axes):
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), **kwargs)
+
+
 def band_figure(setups: Setups, path: Path) -> None:
     """One panel per model and test figure: each seed's value under each setup, the study's as a line."""
     from matplotlib.figure import Figure
@@ -108,11 +118,7 @@ def band_figure(setups: Setups, path: Path) -> None:
             ax.set_xticks(range(len(names)), names, rotation=30, fontsize=7)
             ax.set_xlim(-0.5, len(names) - 0.5)
             ax.grid(alpha=0.3)
-    handles: dict = {}  # one legend entry per seed and the study line, from whichever panels have them
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles), loc="upper right", fontsize=7)
+    figure_legend(fig, axes, loc="upper right", fontsize=7)
     fig.suptitle("Part 3: test figures per seed and setup (dashed: the study)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.93, 1))
     path.parent.mkdir(parents=True, exist_ok=True)

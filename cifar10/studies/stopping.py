@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from cifar10.reporting.reference import STUDY
-from cifar10.studies.part3 import MODELS, Setups
+from cifar10.studies.part3 import MODELS, Setups, figure_legend
 from cifar10.studies.records import Trained
 
 
@@ -63,11 +63,7 @@ def stop_figure(setups: Setups, path: Path) -> None:
         ax.set_xlabel("best epoch (early stopping's)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy")
-    handles: dict = {}  # one legend entry per setup, from whichever panel has it
-    for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
-            handles.setdefault(lab, h)
-    fig.legend(list(handles.values()), list(handles), loc="center right", fontsize=7)
+    figure_legend(fig, axes, loc="center right", fontsize=7)
     fig.suptitle("Part 3: where early stopping ends a run, and its test accuracy (dashed: the study)", fontsize=10)
     fig.tight_layout(rect=(0, 0, 0.85, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
