@@ -115,7 +115,7 @@ def band_figure(setups: Setups, path: Path) -> None:
                         ax.plot(x + 0.12 * (i - 1), r[model].metrics[key], "o", color=f"C{i}", label=f"seed {seed}")
             ax.axhline(study(STUDY[model]), color="black", linestyle="--", linewidth=1, label="study")
             ax.set_title(f"{model}: {label}", fontsize=9)
-            ax.set_xticks(range(len(names)), names, rotation=30, fontsize=7)
+            ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=7)
             ax.set_xlim(-0.5, len(names) - 0.5)
             ax.grid(alpha=0.3)
     figure_legend(fig, axes, loc="upper right", fontsize=7)
