@@ -34,8 +34,8 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
     assert seeds == {42, 43, 44}
     order = list(planned)  # the band (the defaults on every seed) first, then no-restore, bf16 parity
     assert order[:7] == [*(f"part3-{k}-seed{s}" for k in ("defaults", "no-restore") for s in (42, 43, 44)), "bf16-seed42"]
-    # The defaults' seed-42 baseline once more, on whichever CPU runs it: the same overrides, one model.
-    assert order[7] == "rerun-defaults-seed42" and planned[order[7]].target == "evaluate@baseline"
+    # The defaults of seed 42 once more, on whichever CPU runs it: the same overrides and models.
+    assert order[7] == "rerun-defaults-seed42" and planned[order[7]].target == "compare"
     assert planned[order[7]].overrides == planned["part3-defaults-seed42"].overrides
     assert [planned[name].part for name in order[8:17]] == ["part2"] * 9  # then part 2, then the other setups
     assert order[17:20] == [f"part3-{k}-seed42" for k in ("val-balanced", "val-originals", "val-accuracy")]
