@@ -335,6 +335,13 @@ def test_a_rerun_of_the_defaults_measures_the_cpu_and_stands_in_for_them_on_its_
     unmeasured = "\n".join(gap_lines({"defaults": defaults, "val-balanced": on_b({42: 0.78, 43: 0.78, 44: 0.78}),
                                       "mixed_bfloat16": {}}))
     assert "some pairs cross CPUs and what the CPU alone moves is not measured: no verdict yet." in unmeasured
+    # Another augmented set on the other CPU: the shift is the CPU's and the data's together, and no partner.
+    made = {42: {"baseline": _trained("rerun-defaults-seed42", 0.75, cpu="CPU B", data="bbbb0042")}}
+    on_a = {42: {"baseline": _trained("d42", 0.72, data="aaaa0042")}}
+    both_moved = "\n".join(gap_lines({"defaults": on_a, "defaults, rerun": made, "mixed_bfloat16": {}}))
+    assert ("  - defaults, rerun minus the defaults (seed 42, the same setup and seed, trained on bbbb0042 against "
+            "aaaa0042, on CPU B against CPU A): 3 epochs (best 2) against 3 (2);") in both_moved
+    assert "What the CPU and the augmented set it made move together" in both_moved
     # On the defaults' own CPU the rerun checks that a run repeats (its speed may differ).
     same = {42: {"baseline": replace(defaults[42]["baseline"], experiment="rerun-defaults-seed42",
                                      metrics={**defaults[42]["baseline"].metrics, "train_images_per_s": 1.0})}}

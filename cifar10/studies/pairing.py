@@ -63,20 +63,28 @@ def _scores(r: Trained) -> dict[str, float]:
 
 def rerun_lines(setups: Setups, model: str) -> list[str]:
     """The defaults' run of a seed against its rerun: on one CPU whether a run repeats exactly, across two
-    what the CPU alone moves."""
+    what the CPU alone moves (with the augmented set it made, where that differs)."""
     runs, defaults = setups.get(RERUN, {}), setups["defaults"]
     out = []
-    for s in both(runs, defaults, model, True):
+    for s in sorted(s for s in runs if model in runs[s] and model in defaults.get(s, {})):
         a, b = runs[s][model], defaults[s][model]
         where = f"both on {a.cpu}" if a.cpu == b.cpu else f"on {a.cpu} against {b.cpu}"
-        head = f"  - {RERUN} minus the defaults (seed {s}, the same setup, seed and training set, {where}): "
+        what = ("the same setup, seed and training set" if same_data(a, b) else
+                f"the same setup and seed, trained on {a.training_data} against {b.training_data}")
+        head = f"  - {RERUN} minus the defaults (seed {s}, {what}, {where}): "
         if a.curves == b.curves and _scores(a) == _scores(b):  # the speed is the machine's load, not the run's
             out.append(head + "identical per-epoch curves and test figures, so a run repeats exactly there.")
             continue
         line = (head + f"{int(a.metrics['epochs_run'])} epochs (best {int(a.metrics['best_epoch'])}) against "
                 f"{int(b.metrics['epochs_run'])} ({int(b.metrics['best_epoch'])}); {_shifts(a, b)}.")
-        out.append(line + (" What the CPU alone moves: a shift between runs on these two CPUs includes it."
-                           if a.cpu != b.cpu else " Not identical on one CPU: runs do not repeat exactly there."))
+        if a.cpu == b.cpu:
+            line += " Not identical on one CPU: runs do not repeat exactly there."
+        elif same_data(a, b):
+            line += " What the CPU alone moves: a shift between runs on these two CPUs includes it."
+        else:
+            line += (" What the CPU and the augmented set it made move together (augment's output differs between "
+                     "CPUs).")
+        out.append(line)
     return out
 
 

@@ -218,8 +218,8 @@ def part3_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
            "Mean (min to max) (n) over the seeds that have finished, beside the study's published figure. Each "
            "setup runs on the same seeds; the runs are listed below with their CPU. " + " ".join(
                f"`{setup}` trains the {target.split('@')[1]} model only: {why}."
-               for setup, (target, why) in SETUP_TARGETS.items()) + f" `{RERUN}` is the defaults' baseline of seed 42 "
-           "once more, on whichever CPU ran it: the CPU's share of a difference, or a check that a run repeats.", ""]
+               for setup, (target, why) in SETUP_TARGETS.items()) + f" `{RERUN}` is the defaults of seed 42 once more, "
+           "on whichever CPU ran it: the CPU's share of a difference, or a check that a run repeats.", ""]
     if any(setups.values()):
         path = figures / "part3.png"
         band_figure(setups, path)
