@@ -89,9 +89,8 @@ def experiments() -> list[Experiment]:
     """Every experiment, in the order they run: part 3 setup by setup over the seeds (the defaults on
     every seed first, so the band comes before any comparison, and each setup's run finds its seed's
     defaults run to pair with), the bfloat16 parity run after `no-restore` (the setups the study's
-    text asks about), the defaults of seed 42 once more (the CPU's share of a difference), then
-    part 2, then the other candidate setups seed by seed (questions of our own,
-    so last)."""
+    text asks about), the defaults of seed 42 once more (the CPU's share of a difference), then part 2,
+    then the other candidate setups seed by seed (questions of our own, so last)."""
     def part3(setup: str, s: int) -> Experiment:
         return Experiment(f"part3-{setup}-seed{s}", "part3", (*PART3_COMMON, f"base.seed={s}", *SETUPS[setup]),
                           SETUP_TARGETS.get(setup, ("compare",))[0], {"setup": setup, "seed": s})
