@@ -342,6 +342,14 @@ def test_a_rerun_of_the_defaults_measures_the_cpu_and_stands_in_for_them_on_its_
     assert ("  - defaults, rerun minus the defaults (seed 42, the same setup and seed, trained on bbbb0042 against "
             "aaaa0042, on CPU B against CPU A): 3 epochs (best 2) against 3 (2);") in both_moved
     assert "What the CPU and the augmented set it made move together" in both_moved
+    # Identical on another CPU: the CPU moves nothing, so any rise counts.
+    twin = {42: {"baseline": replace(defaults[42]["baseline"], experiment="rerun-defaults-seed42",
+                                     tags={"cpu": "CPU B"})}}
+    across = "\n".join(gap_lines({"defaults": defaults, "defaults, rerun": twin,
+                                  "val-balanced": on_b({42: 0.71, 43: 0.71, 44: 0.71}), "mixed_bfloat16": {}}))
+    assert ("on CPU B against CPU A): identical per-epoch curves and test figures, so a run repeats exactly across "
+            "these two CPUs: a shift between them is the setup's alone.") in across
+    assert "Raises val balanced accuracy on every seed: proposed as the default" in across
     # On the defaults' own CPU the rerun checks that a run repeats (its speed may differ).
     same = {42: {"baseline": replace(defaults[42]["baseline"], experiment="rerun-defaults-seed42",
                                      metrics={**defaults[42]["baseline"].metrics, "train_images_per_s": 1.0})}}

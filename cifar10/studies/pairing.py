@@ -73,7 +73,8 @@ def rerun_lines(setups: Setups, model: str) -> list[str]:
                 f"the same setup and seed, trained on {a.training_data} against {b.training_data}")
         head = f"  - {RERUN} minus the defaults (seed {s}, {what}, {where}): "
         if a.curves == b.curves and _scores(a) == _scores(b):  # the speed is the machine's load, not the run's
-            out.append(head + "identical per-epoch curves and test figures, so a run repeats exactly there.")
+            out.append(head + "identical per-epoch curves and test figures, so a run repeats exactly " + (
+                "there." if a.cpu == b.cpu else "across these two CPUs: a shift between them is the setup's alone."))
             continue
         line = (head + f"{int(a.metrics['epochs_run'])} epochs (best {int(a.metrics['best_epoch'])}) against "
                 f"{int(b.metrics['epochs_run'])} ({int(b.metrics['best_epoch'])}); {_shifts(a, b)}.")
