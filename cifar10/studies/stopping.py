@@ -42,8 +42,9 @@ def stop_lines(setups: Setups) -> list[str]:
     if not found:
         return []
     return ["- **Where early stopping ends a run** (every part-3 run of any setup; best epoch: the test accuracy of "
-            "each run whose best epoch it was). The defaults and no-restore share a seed's training up to where it "
-            "stops, so the runs are not independent: the correlation describes them, it tests nothing.", *found]
+            "each run whose best epoch it was). The defaults, their rerun and no-restore share a seed's training up to "
+            "where it stops (a rerun on one CPU, or on two that agree, repeats it), so the runs are not independent: "
+            "the correlation describes them, it tests nothing.", *found]
 
 
 def stop_figure(setups: Setups, path: Path) -> None:
