@@ -8,37 +8,51 @@ goes with where its runs stopped rather than with the setting that moved them th
 """
 from __future__ import annotations
 
+import statistics
+from itertools import groupby
 from pathlib import Path
-
-import pandas as pd
 
 from cifar10.reporting.reference import STUDY
 from cifar10.studies.part3 import MODELS, Setups, figure_legend
-from cifar10.studies.records import Trained
 
 
-def _runs(setups: Setups, model: str) -> list[Trained]:
-    return [r[model] for runs in setups.values() for r in runs.values() if model in r]
+def stops(setups: Setups, model: str) -> list[tuple[int, float]]:
+    """(best epoch, test accuracy) of every run of `model`, by best epoch."""
+    return sorted((int(r[model].metrics["best_epoch"]), r[model].metrics["test_accuracy"])
+                  for runs in setups.values() for r in runs.values() if model in r)
 
 
-def stop_table(setups: Setups, model: str) -> pd.DataFrame:
-    """One row per run of `model`: its experiment, best epoch and test accuracy, by best epoch."""
-    rows = [(r.experiment, int(r.metrics["best_epoch"]), r.metrics["test_accuracy"]) for r in _runs(setups, model)]
-    return pd.DataFrame(rows, columns=["experiment", "best_epoch", "test_accuracy"]).sort_values(
-        ["best_epoch", "test_accuracy"], ignore_index=True)
+def _ranks(values: list[float]) -> list[float]:
+    """1-based ranks, ties sharing their mean rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in order[i:j + 1]:
+            ranks[k] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(x: list[float], y: list[float]) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the ranks."""
+    return statistics.correlation(_ranks(x), _ranks(y))
 
 
 def stop_lines(setups: Setups) -> list[str]:
     """Per model with three runs or more: test accuracy grouped by best epoch, and their rank correlation."""
     found = []
     for model in MODELS:
-        table = stop_table(setups, model)
-        if len(table) < 3 or table["best_epoch"].nunique() < 2:
+        points = stops(setups, model)
+        if len(points) < 3 or len({epoch for epoch, _ in points}) < 2:
             continue
-        rho = table["best_epoch"].corr(table["test_accuracy"], method="spearman")
-        groups = "; ".join(f"{epoch}: " + ", ".join(f"{a:.3f}" for a in group["test_accuracy"])
-                           for epoch, group in table.groupby("best_epoch"))
-        found.append(f"  - {model}: {groups}. Spearman's rank correlation {rho:+.2f} over {len(table)} runs.")
+        rho = spearman([e for e, _ in points], [a for _, a in points])
+        groups = "; ".join(f"{epoch}: " + ", ".join(f"{a:.3f}" for _, a in group)
+                           for epoch, group in groupby(points, key=lambda p: p[0]))
+        found.append(f"  - {model}: {groups}. Spearman's rank correlation {rho:+.2f} over {len(points)} runs.")
     if not found:
         return []
     return ["- **Where early stopping ends a run** (every part-3 run of any setup; best epoch: the test accuracy of "
