@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 
 from cifar10.reporting.reference import STUDY
-from cifar10.studies.pairing import apart_line, cpu_note, cpu_shift, paired, partners, rerun_lines
+from cifar10.studies.pairing import apart_line, cpu_note, cpu_shift, crossed, paired, partners, rerun_lines
 from cifar10.studies.part3 import (
     FIGURES,
     MODELS,
@@ -129,15 +129,15 @@ def explained_lines(setups: Setups) -> list[str]:
     return out
 
 
-def _verdict(balanced: list[float], crossed: bool, moved: float | None) -> str:
+def _verdict(balanced: list[float], across: bool, moved: float | None) -> str:
     """A setup raising val balanced accuracy on every seed is proposed, unless a pair across CPUs leaves the
     rise inside what the CPU alone moves (or that is not measured)."""
     if min(balanced) <= 0:
         return " Does not raise val balanced accuracy on every seed: the defaults stay."
-    if crossed and moved is None:
+    if across and moved is None:
         return (" Raises val balanced accuracy on every seed, but some pairs cross CPUs and what the CPU alone "
                 "moves is not measured: no verdict yet.")
-    if crossed and min(balanced) <= moved:
+    if across and min(balanced) <= moved:
         return (f" Raises val balanced accuracy on every seed, but its smallest rise ({min(balanced):+.3f}) is not "
                 f"above what the CPU alone moved ({moved:.3f}) and some pairs cross CPUs: no verdict until they "
                 "pair on one CPU.")
@@ -171,8 +171,7 @@ def _setup_line(setup: str, setups: Setups, model: str, ours: dict[str, list[flo
         line += (" Inside the float32 seed band on all four test figures." if not outside
                  else " Outside the float32 seed band on " + ", ".join(outside) + ".") + f" {_speed(runs, setups, model)}."
     elif len(judged) == len(SEEDS):
-        crossed = any(runs[s][model].cpu != defaults[s][model].cpu for s in judged)
-        line += _verdict(balanced, crossed, cpu_shift(setups, model))
+        line += _verdict(balanced, bool(crossed(runs, defaults, model, judged)), cpu_shift(setups, model))
     else:
         line += f" {len(judged)} of {len(SEEDS)} seeds judged so far: no verdict yet."
     return [line + note + apart]

@@ -89,12 +89,18 @@ def rerun_lines(setups: Setups, model: str) -> list[str]:
     return out
 
 
+def crossed(runs: dict[int, dict[str, Trained]], defaults: dict[int, dict[str, Trained]], model: str,
+            seeds: list[int]) -> list[int]:
+    """The seeds among `seeds` whose two runs trained on different CPUs."""
+    return [s for s in seeds if runs[s][model].cpu != defaults[s][model].cpu]
+
+
 def cpu_shift(setups: Setups, model: str) -> float | None:
     """How far the CPU alone moved the kept weights' val balanced accuracy (the rerun across CPUs), if measured."""
     runs, defaults = setups.get(RERUN, {}), setups["defaults"]
-    moved = [abs(a - b) for s in both(runs, defaults, model, True) if runs[s][model].cpu != defaults[s][model].cpu
-             and (a := kept_val_balanced(runs[s][model])) is not None and (b := kept_val_balanced(defaults[s][model])) is not None]
-    return max(moved) if moved else None
+    across = {s: runs[s] for s in crossed(runs, defaults, model, both(runs, defaults, model, True))}
+    moved = paired(across, defaults, model, kept_val_balanced)[1]
+    return max(map(abs, moved)) if moved else None
 
 
 def partners(setup: str, setups: Setups, model: str) -> dict[int, dict[str, Trained]]:
@@ -113,10 +119,10 @@ def cpu_note(runs: dict[int, dict[str, Trained]], defaults: dict[int, dict[str, 
              seeds: list[int]) -> str:
     """Which pairs are set against the rerun, and which cross CPUs."""
     again = [s for s in seeds if defaults[s][model].experiment.startswith("rerun-")]
-    crossed = [s for s in seeds if runs[s][model].cpu != defaults[s][model].cpu]
+    apart = crossed(runs, defaults, model, seeds)
     note = "".join(f" Seed {s} is set against the defaults' rerun, which trained on the same CPU." for s in again)
-    if crossed:
-        cpus = sorted({f"{runs[s][model].cpu} against {defaults[s][model].cpu}" for s in crossed})
-        seeds_ = f"Seeds {', '.join(map(str, crossed))} pair" if len(crossed) > 1 else f"Seed {crossed[0]} pairs"
+    if apart:
+        cpus = sorted({f"{runs[s][model].cpu} against {defaults[s][model].cpu}" for s in apart})
+        seeds_ = f"Seeds {', '.join(map(str, apart))} pair" if len(apart) > 1 else f"Seed {apart[0]} pairs"
         note += f" {seeds_} runs of two CPUs ({'; '.join(cpus)}): the shift includes what the CPU alone moves."
     return note
