@@ -69,8 +69,7 @@ def stop_figure(setups: Setups, path: Path) -> None:
     axes = fig.subplots(1, len(MODELS), sharey=True)
     for ax, model in zip(axes, MODELS):
         for i, (setup, runs) in enumerate(setups.items()):
-            points = [(r[model].metrics["best_epoch"], r[model].metrics["test_accuracy"]) for r in runs.values()
-                      if model in r]
+            points = stops({setup: runs}, model)
             if points:
                 ax.plot(*zip(*points), "o", color=f"C{i}", alpha=0.8, label=setup)
         ax.axhline(STUDY[model]["accuracy"], color="black", linestyle="--", linewidth=1, label="study")
