@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # mlflow is imported where it is used: importing it costs seconds
+    import mlflow
 
 STAGES = ("download", "imbalance-subsample", "augment", "train-baseline", "train-augmented", "fetch-weights",
           "transfer", "evaluate@baseline", "evaluate@augmented", "evaluate@transfer", "compare")

@@ -9,7 +9,6 @@ from typing import BinaryIO, Iterable
 from urllib.parse import unquote, urlparse
 from urllib.request import url2pathname
 
-from cifar10.checksums import file_checksum
 from cifar10.outputs import atomic_output, remove_output
 from cifar10.console import progress
 from cifar10.errors import PipelineError
