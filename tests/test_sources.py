@@ -17,7 +17,6 @@ from cifar10.data.sources.safe_extract import safe_extract
 from tests.sourcedata import (
     add_odd_images,
     hostile_tar,
-    http_server,  # noqa: F401 - fixture
     pack_tar,
     pack_zip,
     write_binary_release,

@@ -17,7 +17,6 @@ from cifar10.studies.plan import PART2, experiments, variants_of
 from cifar10.studies.records import trained_models
 from cifar10.studies.report import _setup_by_setup, studies_markdown
 from tests.conftest import run
-from tests.test_pipeline import pipeline_repo, served_release  # noqa: F401 - fixtures
 
 
 def test_plan_covers_every_study_once_on_the_balanced_set():
