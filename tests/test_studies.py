@@ -1,5 +1,5 @@
-"""The studies: the plan covers the study's experiments once each; the runner runs, skips and reports
-real (tiny) DVC experiments; the page is computed from MLflow records and nothing else."""
+"""The studies' runner: the plan covers the study's experiments once each; the runner runs, skips and reports
+real (tiny) DVC experiments and stops cleanly; superseded or abandoned runs leave the study filter."""
 from __future__ import annotations
 
 import json
@@ -10,12 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow.entities import Dataset, DatasetInput, InputTag, Metric
 from mlflow.tracking import MlflowClient
 
 from cifar10.studies.plan import PART2, experiments, variants_of
-from cifar10.studies.records import trained_models
-from cifar10.studies.report import _setup_by_setup, studies_markdown
+from cifar10.studies.report import _setup_by_setup
 from tests.conftest import run
 
 
@@ -46,99 +44,6 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
     # On the augmented model's split (equal class counts) val accuracy is val balanced accuracy: val-balanced's run.
     assert planned["part3-val-accuracy-seed44"].target == "evaluate@baseline"
     assert planned["part3-defaults-seed43"].command()[:6] == ["dvc", "exp", "run", "--temp", "--force", "--name"]
-
-
-def _training_run(client, exp_id, name, model, accuracy, curve, seed=42, epochs=None, best=None, restore=True,
-                  balanced=(), data_md5="0123456789abcdef0123456789abcdef", cpu="Test CPU"):
-    stage = {"baseline": "train-baseline", "augmented": "train-augmented"}[model]
-    run_ = client.create_run(exp_id, run_name=stage, tags={"stage": stage, "dvc_exp_name": name, "git_commit": "abc1234def",
-                                                           "cpu": cpu})
-    rid = run_.info.run_id
-    for key, value in {"base.seed": seed, "train.precision": "float32", "train.epochs": 50,
-                       "train.early_stopping.restore_best_weights": restore}.items():
-        client.log_param(rid, key, str(value))
-    history = [Metric("val_accuracy", v, 0, e + 1) for e, v in enumerate(curve)]
-    history += [Metric("val_loss", 1 - v, 0, e + 1) for e, v in enumerate(curve)]
-    history += [Metric("val_balanced_accuracy", v, 0, e + 1) for e, v in enumerate(balanced)]
-    summary = {"test_accuracy": accuracy, "test_macro_f1": accuracy - 0.01, "test_recall_cat": 0.3, "test_recall_dog": 0.4,
-               "epochs_run": epochs or len(curve), "best_epoch": best or len(curve), "train_images_per_s": 500.0}
-    client.log_batch(rid, metrics=history + [Metric(k, v, 0, 0) for k, v in summary.items()])
-    train_set = {"baseline": "data/imbalanced/train", "augmented": "data/augmented/train"}[model]
-    client.log_inputs(rid, [DatasetInput(Dataset(train_set, data_md5, "local", "{}"),
-                                         [InputTag("mlflow.data.context", "training")]),
-                            DatasetInput(Dataset("data/raw/test", "f" * 32, "local", "{}"),
-                                         [InputTag("mlflow.data.context", "evaluation")])])
-    client.set_terminated(rid, "FINISHED")
-
-
-def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    exp = client.create_experiment("cifar10-imbalance")
-    _training_run(client, exp, "part2-reference", "baseline", 0.80, [0.5, 0.7, 0.8])
-    _training_run(client, exp, "part2-activation-sigmoid", "baseline", 0.60, [0.3, 0.5, 0.6])
-    _training_run(client, exp, "part2-activation-tanh", "baseline", 0.75, [0.4, 0.6, 0.75])
-    for variant, acc in (("0", 0.79), ("2", 0.70)):  # with the reference's 0.80: neither rising nor falling
-        _training_run(client, exp, f"part2-hidden-layers-{variant}", "baseline", acc, [0.5, acc], cpu="Other CPU")
-    for variant, acc in (("1x3x3", 0.79), ("1x7x7", 0.70)):  # the reference's 0.80 leads by 0.01 only
-        _training_run(client, exp, f"part2-convs-per-block-{variant}", "baseline", acc, [0.5, acc])
-    # Seed 42's defaults predate the val_balanced_accuracy curve; seed 43's have it.
-    _training_run(client, exp, "part3-defaults-seed42", "baseline", 0.72, [0.6, 0.7, 0.65], best=2,
-                  data_md5="67e51e5871ead830d054a2a0a957c933")
-    _training_run(client, exp, "part3-defaults-seed43", "baseline", 0.74, [0.6, 0.7, 0.65], seed=43, best=2,
-                  balanced=[0.5, 0.6, 0.62])
-    # Same seeds without restoring: the last epoch's weights are kept (val 0.68 / 0.71 against 0.70 restored).
-    _training_run(client, exp, "part3-no-restore-seed42", "baseline", 0.73, [0.6, 0.7, 0.68], best=2, restore=False,
-                  balanced=[0.5, 0.6, 0.64], data_md5="67e51e5871ead830d054a2a0a957c933")
-    _training_run(client, exp, "part3-no-restore-seed43", "baseline", 0.77, [0.6, 0.7, 0.71], seed=43, best=2,
-                  restore=False, balanced=[0.5, 0.6, 0.66])
-    records = {e.name: trained_models(client, exp, e.name) for e in experiments()}
-    monkeypatch.chdir(tmp_path)
-    page = studies_markdown(records, "test", tmp_path / "figures")
-
-    # Part 3's experiments train both CNNs: with only their baseline recorded they have not finished.
-    assert "7 of 26 planned experiments have finished" in page
-    activation = page.split("### activation")[1].split("###")[0]
-    assert "**Holds** here: ranking by test accuracy: relu 0.8000, tanh 0.7500, sigmoid 0.6000" in activation
-    assert "| sigmoid | `part2-activation-sigmoid` | 42 | `abc1234def` | float32 | Test CPU | 3 | 3 | 0.6000 | 0.6000 | 500 |" in activation
-    assert (tmp_path / "figures" / "activation.png").stat().st_size > 5000
-    assert (tmp_path / "figures" / "part3.png").stat().st_size > 5000 and "![part 3](" in page
-    hidden = page.split("### hidden layers")[1].split("###")[0]
-    assert "**Does not hold** here: test accuracy 0.7900 (0) < 0.8000 (1) > 0.7000 (2)" in hidden
-    assert "Within the epochs every variant ran (1-2), best val accuracy: 0 0.7900, 1 0.7000, 2 0.7000." in hidden
-    assert "These variants ran on 2 CPU models: compare images/s only between runs of one CPU." in hidden
-    assert "CPU models" not in activation  # all of its variants ran on one CPU
-    assert "spread over 2 seeds of part 3 (the same CNN on the imbalanced set) is 0.020" in page
-    assert "**Not yet checked**" in page.split("### optimizer")[1].split("###")[0]
-    # A verdict says whether the difference it rests on is within the part-3 seed spread (0.020 here).
-    convs = page.split("### convs per block")[1].split("##")[0]
-    assert ("**Holds** here: 2x3x3 0.8000, 1x3x3 0.7900, 1x7x7 0.7000. The difference it rests on (0.010) is smaller "
-            "than the seed spread (0.020): within seed noise, so another seed could flip it.") in convs
-    assert "seed noise, so another" not in activation and "seed noise, so another" not in hidden
-    # The part-2 verdicts in one table above the studies' sections.
-    assert ("| [hidden layers](#hidden-layers) | more hidden layers give higher accuracy | **does not hold** | "
-            "0.100 (outside seed noise) |") in page
-    assert "| [optimizer](#optimizer) | adam is above sgd at every epoch | **not yet checked** | – |" in page
-    assert "deeper beats wider) | **holds** | 0.010 (within seed noise) |" in page
-    assert ("relu 0.8000, tanh 0.7500, sigmoid 0.6000. The difference it rests on (0.050) is at least the seed "
-            "spread (0.020) measured over 2 seeds: outside seed noise as far as it is measured.") in activation
-    baseline = page.split("### baseline")[1].split("###")[0]
-    assert "| accuracy | 0.78 | 0.730 (0.720 to 0.740) (2) | – (0) | 0.750 (0.730 to 0.770) (2) |" in baseline
-    assert "| val accuracy of the kept weights | – | 0.700 (0.700 to 0.700) (2) | – (0) | 0.695 (0.680 to 0.710) (2) |" in baseline
-    assert "| val balanced accuracy of the kept weights | – | 0.600 (1) | – (0) | 0.650 (0.640 to 0.660) (2) |" in baseline
-    # Each run names the bytes it trained on (the training set's MD5, as dvc.lock has it), not the test set's.
-    assert "| `part3-defaults-seed42` | baseline | 42 | float32 | `abc1234def` | Test CPU | 67e51e58 | 3 (2) | 0.7200 |" in page
-    gap = page.split("### The gap")[1].split("###")[0]
-    assert "the study minus our mean over 2 default seed(s): accuracy +0.050 (study outside our band)" in gap
-    # Paired by seed: no-restore minus defaults is +0.01 and +0.03 on test accuracy, -0.02 and +0.01 on val;
-    # val balanced accuracy (the judge) only where both runs logged it: seed 43, +0.06.
-    assert ("no-restore minus the defaults, seed by seed (42, 43): kept weights' val balanced accuracy +0.060 "
-            "(seeds with it: 43), val accuracy -0.005 (-0.020 to +0.010); test accuracy +0.020 (+0.010 to +0.030);") in gap
-    assert "The study's accuracy is +0.030 from this setup's mean. 1 of 3 seeds judged so far: no verdict yet." in gap
-    # Only seed 43's defaults logged the balanced curve: its kept (best, epoch 2) value 0.6 minus test 0.74.
-    assert "val balanced accuracy minus test accuracy): baseline -0.140 (1 seed(s))." in gap
-    assert "synthetic variants" not in gap  # said only when the augmented model's validation overstates more
-    todo = page.split("**Still to run**")[1].split("\n")[0]
-    assert "`part3-defaults-seed44`" in todo and "`part3-defaults-seed42`" in todo and "part2-reference" not in todo
 
 
 def test_superseded_runs_leave_the_study_filter_and_name_their_successor(mlflow_uri):
@@ -255,132 +160,6 @@ def test_ctrl_c_reaches_the_whole_experiment_and_is_raised_again(tmp_path):
     assert (tmp_path / "stopped").read_text() == "clean"
 
 
-def _trained(name, acc, ips=500.0, val=(0.6, 0.7, 0.65), restore=True, cpu="CPU A", data=None):
-    from cifar10.studies.records import Trained
-
-    metrics = {"test_accuracy": acc, "test_macro_f1": acc, "test_recall_cat": 0.3, "test_recall_dog": 0.4,
-               "epochs_run": len(val), "best_epoch": 2, "train_images_per_s": ips}
-    return Trained(name, "baseline", "id", metrics, {"train.early_stopping.restore_best_weights": str(restore)},
-                   {"cpu": cpu}, {"val_accuracy": list(val), "val_balanced_accuracy": list(val)},
-                   {"data/augmented/train": data} if data else {})
-
-
-def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_is_placed_in_the_band():
-    from cifar10.studies.gap import gap_lines
-
-    defaults = {s: {"baseline": _trained(f"d{s}", acc)} for s, acc in ((42, 0.72), (43, 0.74), (44, 0.73))}
-    rises = {s: {"baseline": _trained(f"n{s}", 0.75, val=(0.6, 0.7, 0.72), restore=False)} for s in defaults}
-    # Seed 42's float32 runs on bf16's CPU: defaults 500, no-restore 625 images/s (val-accuracy's ran elsewhere).
-    rises[42] = {"baseline": _trained("n42", 0.75, ips=625.0, val=(0.6, 0.7, 0.72), restore=False)}
-    mixed = {**rises, 44: {"baseline": _trained("n44", 0.75, val=(0.6, 0.7, 0.69), restore=False)},
-             42: {"baseline": _trained("v42", 0.75, ips=100.0, val=(0.6, 0.7, 0.72), restore=False, cpu="CPU B")}}
-    bf16 = {42: {"baseline": _trained("b42", 0.735, ips=250.0)}}
-    lines = "\n".join(gap_lines({"defaults": defaults, "no-restore": rises, "val-accuracy": mixed,
-                                 "mixed_bfloat16": bf16}))
-    assert "no-restore minus the defaults, seed by seed (42, 43, 44): kept weights' val balanced accuracy +0.020" in lines
-    assert "Raises val balanced accuracy on every seed: proposed as the default (chosen on validation only)." in lines
-    assert "Does not raise val balanced accuracy on every seed: the defaults stay." in lines  # seed 44 fell
-    assert ("Inside the float32 seed band on all four test figures. Speed: 0.45x (0.40x to 0.50x) the images/s of the 2 "
-            "float32 run(s) of the same seed on the same CPU.") in lines
-    elsewhere = {42: {"baseline": _trained("b42", 0.735, ips=250.0, cpu="CPU C")}}
-    assert "Speed: no float32 run of the same seed on the same CPU to set it against." in "\n".join(
-        gap_lines({"defaults": defaults, "mixed_bfloat16": elsewhere}))
-    # Validating on other rows: never judged on its validation figures, which are set beside test accuracy instead.
-    honest = {s: {"baseline": _trained(f"o{s}", 0.70, val=(0.6, 0.71, 0.69))} for s in defaults}
-    own = "\n".join(gap_lines({"defaults": defaults, "val-originals": honest, "mixed_bfloat16": {}}))
-    assert ("val-originals minus the defaults, seed by seed (42, 43, 44): test accuracy -0.030 (-0.040 to -0.020);" in own
-            and "Not judged on validation" in own and "proposed" not in own and "the defaults stay" not in own)
-    assert "Kept weights' val balanced accuracy minus test accuracy: +0.010 (+0.010 to +0.010); the defaults': -0.030 (-0.040 to -0.020)." in own
-    # A run on another training set than its seed's defaults run (augment differs between CPUs) is not paired.
-    on_a = {s: {"baseline": _trained(f"d{s}", acc, data="aaaa0004")} for s, acc in ((42, 0.72), (43, 0.74))}
-    moved = {42: {"baseline": _trained("m42", 0.80, val=(0.6, 0.7, 0.9), cpu="CPU B", data="bbbb0042")},
-             43: {"baseline": _trained("m43", 0.76, val=(0.6, 0.7, 0.9), data="aaaa0004")}}
-    apart = "\n".join(gap_lines({"defaults": on_a, "val-balanced": moved, "mixed_bfloat16": {}}))
-    assert "val-balanced minus the defaults, seed by seed (43): kept weights' val balanced accuracy +0.000 (seeds with it: 43)" in apart
-    assert "test accuracy +0.020;" in apart  # seed 43 alone, not seed 42's +0.080
-    assert ("Not paired (another training set than the defaults' run of the seed, so not a like-for-like shift): "
-            "seed 42 trained on bbbb0042 (CPU B), the defaults on aaaa0004 (CPU A).") in apart
-    alone = "\n".join(gap_lines({"defaults": on_a, "val-balanced": {42: moved[42]}, "mixed_bfloat16": {}}))
-    assert "  - val-balanced: no run on the same training set as the defaults' yet. Not paired" in alone
-    one = "\n".join(gap_lines({"defaults": {42: defaults[42]}, "no-restore": {}, "val-accuracy": {}, "mixed_bfloat16": {}}))
-    assert "over 1 default seed(s): accuracy +0.060; macro F1 +0.040;" in one  # one seed has no band to be outside of
-
-
-def test_a_rerun_of_the_defaults_measures_the_cpu_and_stands_in_for_them_on_its_own_cpu():
-    from dataclasses import replace
-
-    from cifar10.studies.gap import gap_lines
-
-    # Kept weights: epoch 2 (restored), so the middle value is the kept val balanced accuracy.
-    defaults = {s: {"baseline": _trained(f"d{s}", acc)} for s, acc in ((42, 0.72), (43, 0.74), (44, 0.73))}
-    rerun = {42: {"baseline": _trained("rerun-defaults-seed42", 0.75, val=(0.6, 0.73, 0.65), cpu="CPU B")}}
-
-    def on_b(kept: dict[int, float]) -> dict:
-        return {s: {"baseline": _trained(f"v{s}", 0.76, val=(0.6, v, 0.65), cpu="CPU B")} for s, v in kept.items()}
-
-    lines = "\n".join(gap_lines({"defaults": defaults, "defaults, rerun": rerun,
-                                 "val-balanced": on_b({42: 0.75, 43: 0.72, 44: 0.72}), "mixed_bfloat16": {}}))
-    assert ("  - defaults, rerun minus the defaults (seed 42, the same setup, seed and training set, on CPU B against "
-            "CPU A): 3 epochs (best 2) against 3 (2); kept weights' val balanced accuracy +0.030, val accuracy +0.030; "
-            "test accuracy +0.030; macro F1 +0.030; cat recall +0.000; dog recall +0.000. What the CPU alone moves") in lines
-    # Seed 42 is set against the rerun (same CPU: +0.020, not +0.050); 43 and 44 against the defaults, across CPUs.
-    assert "val-balanced minus the defaults, seed by seed (42, 43, 44): kept weights' val balanced accuracy +0.020 (+0.020 to +0.020)" in lines
-    assert "Seed 42 is set against the defaults' rerun, which trained on the same CPU." in lines
-    assert "Seeds 43, 44 pair runs of two CPUs (CPU B against CPU A): the shift includes what the CPU alone moves." in lines
-    assert "smallest rise (+0.020) is not above what the CPU alone moved (0.030)" in lines and "proposed" not in lines
-    clear = "\n".join(gap_lines({"defaults": defaults, "defaults, rerun": rerun,
-                                 "val-balanced": on_b({42: 0.78, 43: 0.78, 44: 0.78}), "mixed_bfloat16": {}}))
-    assert "Raises val balanced accuracy on every seed: proposed as the default (chosen on validation only)." in clear
-    unmeasured = "\n".join(gap_lines({"defaults": defaults, "val-balanced": on_b({42: 0.78, 43: 0.78, 44: 0.78}),
-                                      "mixed_bfloat16": {}}))
-    assert "some pairs cross CPUs and what the CPU alone moves is not measured: no verdict yet." in unmeasured
-    # Another augmented set on the other CPU: the shift is the CPU's and the data's together, and no partner.
-    made = {42: {"baseline": _trained("rerun-defaults-seed42", 0.75, cpu="CPU B", data="bbbb0042")}}
-    on_a = {42: {"baseline": _trained("d42", 0.72, data="aaaa0042")}}
-    both_moved = "\n".join(gap_lines({"defaults": on_a, "defaults, rerun": made, "mixed_bfloat16": {}}))
-    assert ("  - defaults, rerun minus the defaults (seed 42, the same setup and seed, trained on bbbb0042 against "
-            "aaaa0042, on CPU B against CPU A): 3 epochs (best 2) against 3 (2);") in both_moved
-    assert "What the CPU and the augmented set it made move together" in both_moved
-    # Identical on another CPU: the CPU moves nothing, so any rise counts.
-    twin = {42: {"baseline": replace(defaults[42]["baseline"], experiment="rerun-defaults-seed42",
-                                     tags={"cpu": "CPU B"})}}
-    across = "\n".join(gap_lines({"defaults": defaults, "defaults, rerun": twin,
-                                  "val-balanced": on_b({42: 0.71, 43: 0.71, 44: 0.71}), "mixed_bfloat16": {}}))
-    assert ("on CPU B against CPU A): identical per-epoch curves and test figures, so a run repeats exactly across "
-            "these two CPUs: a shift between them is the setup's alone.") in across
-    assert "Raises val balanced accuracy on every seed: proposed as the default" in across
-    # On the defaults' own CPU the rerun checks that a run repeats (its speed may differ).
-    same = {42: {"baseline": replace(defaults[42]["baseline"], experiment="rerun-defaults-seed42",
-                                     metrics={**defaults[42]["baseline"].metrics, "train_images_per_s": 1.0})}}
-    assert ("  - defaults, rerun minus the defaults (seed 42, the same setup, seed and training set, both on CPU A): "
-            "identical per-epoch curves and test figures, so a run repeats exactly there.") in gap_lines(
-                {"defaults": defaults, "defaults, rerun": same, "mixed_bfloat16": {}})
-
-
-def test_where_early_stopping_ends_a_run_is_set_beside_its_test_accuracy(tmp_path):
-    from dataclasses import replace
-
-    from cifar10.studies.stopping import stop_figure, stop_lines
-
-    def stopped(name: str, best: int, acc: float):
-        run_ = _trained(name, acc)
-        return {"baseline": replace(run_, metrics={**run_.metrics, "best_epoch": best})}
-
-    rising = {"defaults": {42: stopped("d42", 15, 0.716), 43: stopped("d43", 7, 0.685)},
-              "val-balanced": {42: stopped("v42", 25, 0.766)}, "mixed_bfloat16": {}}
-    lines = stop_lines(rising)
-    assert len(lines) == 2 and lines[0].startswith("- **Where early stopping ends a run**")  # no augmented runs
-    assert lines[1] == "  - baseline: 7: 0.685; 15: 0.716; 25: 0.766. Spearman's rank correlation +1.00 over 3 runs."
-    stop_figure(rising, tmp_path / "stopping.png")
-    assert (tmp_path / "stopping.png").stat().st_size > 5000
-    falling = {"defaults": {42: stopped("d42", 15, 0.70), 43: stopped("d43", 7, 0.74)},
-               "no-restore": {42: stopped("n42", 15, 0.69), 43: stopped("n43", 25, 0.68)}}
-    assert stop_lines(falling)[1] == "  - baseline: 7: 0.740; 15: 0.690, 0.700; 25: 0.680. Spearman's rank correlation -0.95 over 4 runs."
-    # Two runs, or one best epoch for all: nothing to relate.
-    assert stop_lines({"defaults": rising["defaults"]}) == []
-    assert stop_lines({"defaults": {s: stopped(f"d{s}", 15, a) for s, a in ((42, 0.7), (43, 0.71), (44, 0.72))}}) == []
-
-
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_a_runner_started_in_the_background_still_stops_cleanly(tmp_path, signame):
     import signal
@@ -405,44 +184,6 @@ def test_a_runner_started_in_the_background_still_stops_cleanly(tmp_path, signam
     assert (tmp_path / "stopped").read_text() == "clean"
 
 
-def test_the_gap_is_explained_figure_by_figure_only_by_a_band_that_holds_the_study():
-    from cifar10.studies.gap import explained_lines
-
-    # The study's baseline: accuracy 0.78, macro F1 0.76, cat 0.27, dog 0.38 (cifar10.reporting.reference).
-    defaults = {s: {"baseline": _trained(f"d{s}", acc)} for s, acc in ((42, 0.76), (43, 0.79), (44, 0.77))}
-    other = {s: {"baseline": _trained(f"o{s}", acc)} for s, acc in ((42, 0.74), (43, 0.75), (44, 0.75))}
-    lines = "\n".join(explained_lines({"defaults": defaults, "val-accuracy": other, "mixed_bfloat16": {}}))
-    assert "accuracy: seed noise (the study's 0.78 is inside the defaults' band)" in lines
-    # macro F1 (= accuracy in _trained): 0.76 is inside the defaults' band 0.76 to 0.79 as well.
-    assert "macro F1: seed noise" in lines
-    # cat recall is 0.3 on every run: no band holds 0.27; the closest setup is named with the gap left.
-    assert "cat recall: unexplained by seed noise and by 1 setup(s) (closest: val-accuracy, the study minus its mean -0.030)" in lines
-    moved = {s: {"baseline": _trained(f"m{s}", acc)} for s, acc in ((42, 0.77), (43, 0.79), (44, 0.78))}
-    far = {s: {"baseline": _trained(f"f{s}", acc)} for s, acc in ((42, 0.70), (43, 0.71), (44, 0.72))}
-    lines = "\n".join(explained_lines({"defaults": far, "val-balanced": moved, "no-restore": far,
-                                       "mixed_bfloat16": moved}))  # bf16 is a precision, not a candidate setup
-    assert "accuracy: the setup val-balanced (the study's 0.78 is inside its band, not the defaults')" in lines
-    assert explained_lines({"defaults": {42: defaults[42]}, "mixed_bfloat16": {}}) == []  # one seed: no band yet
-    alone = "\n".join(explained_lines({"defaults": far, "val-balanced": {42: moved[42]}, "mixed_bfloat16": {}}))
-    # Every figure unexplained alike (far's band holds none of the study's): said once.
-    assert "- **What explains the baseline gap**, every figure: unexplained by seed noise (no candidate setup has two seeds yet)." in alone
-
-
-def test_validation_is_compared_with_test_per_model_and_the_synthetic_split_named_only_when_it_overstates_more():
-    from dataclasses import replace
-
-    from cifar10.studies.gap import validation_lines
-
-    def both(base_val, aug_val):  # kept (best, epoch 2) val balanced accuracy; test accuracy 0.70 for both
-        run = _trained("r", 0.70, val=(0.5, base_val, 0.5))
-        return {"baseline": run, "augmented": replace(run, model="augmented", curves={"val_balanced_accuracy": [0.5, aug_val]})}
-
-    line = validation_lines({42: both(0.72, 0.80), 43: both(0.70, 0.78)})[0]
-    assert "baseline +0.010 (+0.000 to +0.020) (2 seed(s)); augmented +0.090 (+0.080 to +0.100) (2 seed(s))." in line
-    assert "synthetic variants of the same originals" in line
-    assert "synthetic" not in validation_lines({42: both(0.80, 0.72)})[0]
-
-
 def test_runs_a_dead_process_left_running_are_closed_before_the_experiment_resumes(tmp_path):
     from cifar10.studies.records import close_stale_runs
 
@@ -456,10 +197,3 @@ def test_runs_a_dead_process_left_running_are_closed_before_the_experiment_resum
     assert close_stale_runs(client, exp, "part3-defaults-seed43") == 2
     assert [client.get_run(r).info.status for r in (*left, done, other)] == ["KILLED", "KILLED", "FINISHED", "RUNNING"]
     assert close_stale_runs(client, exp, "part3-defaults-seed43") == 0
-
-
-def test_a_band_of_differences_never_shows_minus_zero():
-    from cifar10.studies.part3 import band
-
-    assert band([-0.0001], "+") == "+0.000" and band([-0.0006], "+") == "-0.001"
-    assert band([0.7161, 0.685, 0.7377]) == "0.713 (0.685 to 0.738)"

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from scripts import studies
-from tests.test_studies import _training_run
+from tests.studyruns import training_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,8 +36,8 @@ def _store(project: Path, name: str) -> tuple[MlflowClient, str]:
 
 def test_the_page_is_written_again_from_the_file_when_the_store_is_gone(project, monkeypatch):
     client, exp = _store(project, "first.db")
-    _training_run(client, exp, "part2-reference", "baseline", 0.80, [0.5, 0.7, 0.8])
-    _training_run(client, exp, "part2-hidden-layers-0", "baseline", 0.79, [0.5, 0.79])
+    training_run(client, exp, "part2-reference", "baseline", 0.80, [0.5, 0.7, 0.8])
+    training_run(client, exp, "part2-hidden-layers-0", "baseline", 0.79, [0.5, 0.79])
     client.set_tag(client.search_runs([exp])[0].info.run_id, "mlflow.user", "someone")
 
     assert studies.report(project / "STUDIES.md") == 0
@@ -67,7 +67,7 @@ def test_the_page_is_written_again_from_the_file_when_the_store_is_gone(project,
 
     # A newer run in that store replaces the file's run of that model; the others stay.
     client, exp = _store(project, "second.db")
-    _training_run(client, exp, "part2-reference", "baseline", 0.83, [0.6, 0.83])
+    training_run(client, exp, "part2-reference", "baseline", 0.83, [0.6, 0.83])
     studies.report(project / "STUDIES.md")
     saved = json.loads((project / "STUDIES.json").read_text())["experiments"]
     assert saved["part2-reference"]["baseline"]["metrics"]["test_accuracy"] == 0.83
@@ -76,8 +76,8 @@ def test_the_page_is_written_again_from_the_file_when_the_store_is_gone(project,
 
 def test_the_runner_skips_what_the_file_holds_and_runs_the_rest(project):
     client, exp = _store(project, "first.db")
-    _training_run(client, exp, "part2-hidden-layers-0", "baseline", 0.79, [0.5, 0.79])
-    _training_run(client, exp, "part3-defaults-seed42", "baseline", 0.72, [0.6, 0.7])  # half of an experiment
+    training_run(client, exp, "part2-hidden-layers-0", "baseline", 0.79, [0.5, 0.79])
+    training_run(client, exp, "part3-defaults-seed42", "baseline", 0.72, [0.6, 0.7])  # half of an experiment
     studies.report(project / "STUDIES.md")
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'second.db'}", "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-m", "scripts.studies", "run", "--dry-run", "--name", "part2-hidden-layers-0",
