@@ -102,7 +102,7 @@ def _explanation(target: float, ours: list[float], bands: dict[str, list[float]]
     if inside := [k for k, v in bands.items() if _explains(target, v)]:
         return f"the setup {' or '.join(inside)} (the study's {target:.2f} is inside its band, not the defaults')"
     if not bands:
-        return "unexplained by seed noise (no candidate setup has two seeds yet)"
+        return "unexplained by seed noise (no candidate setup has run every seed yet)"
     closest = min(bands, key=lambda k: abs(target - statistics.mean(bands[k])))
     return (f"unexplained by seed noise and by {len(bands)} setup(s) (closest: {closest}, the study minus its mean "
             f"{target - statistics.mean(bands[closest]):+.3f})")
@@ -110,8 +110,9 @@ def _explanation(target: float, ours: list[float], bands: dict[str, list[float]]
 
 def explained_lines(setups: Setups) -> list[str]:
     """Per model and test figure, what the measured runs say about the gap: the study's figure inside the
-    defaults' seed band (seed noise can explain it), inside a candidate setup's band (that setup can),
-    or inside neither (unexplained by what was measured; the closest setup mean is named)."""
+    defaults' seed band (seed noise can explain it), inside the band of a candidate setup that ran every
+    seed (that setup can), or inside neither (unexplained by what was measured; the closest setup mean is
+    named)."""
     candidates = {k: v for k, v in setups.items() if k not in ("defaults", MIXED, RERUN)}
     out = []
     for model in MODELS:
@@ -119,7 +120,9 @@ def explained_lines(setups: Setups) -> list[str]:
         for label, key, study in FIGURES:
             ours = values_of(setups["defaults"], model, metric(key))
             if len(ours) > 1:
-                bands = {k: v for k, runs in candidates.items() if len(v := values_of(runs, model, metric(key))) > 1}
+                # Like with like: the defaults' band spans every seed, so a setup's counts once it does too.
+                bands = {k: v for k, runs in candidates.items()
+                         if len(v := values_of(runs, model, metric(key))) == len(SEEDS)}
                 found.append((label, _explanation(study(STUDY[model]), ours, bands)))
         if len({why for _, why in found}) == 1 and len(found) == len(FIGURES):  # one answer for all: say it once
             out.append(f"- **What explains the {model} gap**, every figure: {found[0][1]}.")
@@ -155,7 +158,7 @@ def _setup_line(setup: str, setups: Setups, model: str, ours: dict[str, list[flo
     left = STUDY[model]["accuracy"] - statistics.mean(values_of(runs, model, metric("test_accuracy")))
     head = f"  - {setup} minus the defaults, seed by seed ({', '.join(map(str, seeds))}): "
     test = f"test {'; '.join(shifts)}. The study's accuracy is {left:+.3f} from this setup's mean."
-    note = cpu_note(runs, defaults, model, seeds)
+    note = cpu_note(runs, defaults, model, seeds, cpu_shift(setups, model))
     if setup in OWN_VALIDATION:
         return [head + test + " Not judged on validation: it validates on other rows than the defaults (theirs hold "
                 f"variants of images they trained on). Kept weights' val balanced accuracy minus test accuracy: "

@@ -116,13 +116,16 @@ def partners(setup: str, setups: Setups, model: str) -> dict[int, dict[str, Trai
 
 
 def cpu_note(runs: dict[int, dict[str, Trained]], defaults: dict[int, dict[str, Trained]], model: str,
-             seeds: list[int]) -> str:
-    """Which pairs are set against the rerun, and which cross CPUs."""
+             seeds: list[int], moved: float | None) -> str:
+    """Which pairs are set against the rerun, and which cross CPUs (with what the CPU alone moved, `moved`, if
+    the rerun measured it)."""
     again = [s for s in seeds if defaults[s][model].experiment.startswith("rerun-")]
     apart = crossed(runs, defaults, model, seeds)
     note = "".join(f" Seed {s} is set against the defaults' rerun, which trained on the same CPU." for s in again)
     if apart:
         cpus = sorted({f"{runs[s][model].cpu} against {defaults[s][model].cpu}" for s in apart})
         seeds_ = f"Seeds {', '.join(map(str, apart))} pair" if len(apart) > 1 else f"Seed {apart[0]} pairs"
-        note += f" {seeds_} runs of two CPUs ({'; '.join(cpus)}): the shift includes what the CPU alone moves."
+        share = ("not measured yet" if moved is None
+                 else f"{moved:.3f} of the kept weights' val balanced accuracy in the defaults' rerun")
+        note += f" {seeds_} runs of two CPUs ({'; '.join(cpus)}): the shift includes what the CPU alone moves ({share})."
     return note
