@@ -177,9 +177,9 @@ def _setup_line(setup: str, setups: Setups, model: str, ours: dict[str, list[flo
         line += _verdict(balanced, bool(crossed(runs, defaults, model, judged)), cpu_shift(setups, model))
     elif balanced and min(balanced) <= 0:
         # Proposing needs a rise on every seed, so one seed without it settles the verdict early.
-        flat = ", ".join(str(seed) for seed, shift in zip(judged, balanced) if shift <= 0)
-        line += (f" Does not raise val balanced accuracy on seed {flat}: the defaults stay, whatever its other seeds "
-                 f"show ({len(judged)} of {len(SEEDS)} judged).")
+        flat = [str(seed) for seed, shift in zip(judged, balanced) if shift <= 0]
+        line += (f" Does not raise val balanced accuracy on seed{'s' * (len(flat) > 1)} {', '.join(flat)}: the "
+                 f"defaults stay, whatever its other seeds show ({len(judged)} of {len(SEEDS)} judged).")
     else:
         line += f" {len(judged)} of {len(SEEDS)} seeds judged so far: no verdict yet."
     return [line + note + apart]
