@@ -158,7 +158,8 @@ def _setup_line(setup: str, setups: Setups, model: str, ours: dict[str, list[flo
     left = STUDY[model]["accuracy"] - statistics.mean(values_of(runs, model, metric("test_accuracy")))
     head = f"  - {setup} minus the defaults, seed by seed ({', '.join(map(str, seeds))}): "
     test = f"test {'; '.join(shifts)}. The study's accuracy is {left:+.3f} from this setup's mean."
-    note = cpu_note(runs, defaults, model, seeds, cpu_shift(setups, model))
+    moved = cpu_shift(setups, model)
+    note = cpu_note(runs, defaults, model, seeds, moved)
     if setup in OWN_VALIDATION:
         return [head + test + " Not judged on validation: it validates on other rows than the defaults (theirs hold "
                 f"variants of images they trained on). Kept weights' val balanced accuracy minus test accuracy: "
@@ -174,7 +175,7 @@ def _setup_line(setup: str, setups: Setups, model: str, ours: dict[str, list[flo
         line += (" Inside the float32 seed band on all four test figures." if not outside
                  else " Outside the float32 seed band on " + ", ".join(outside) + ".") + f" {_speed(runs, setups, model)}."
     elif len(judged) == len(SEEDS):
-        line += _verdict(balanced, bool(crossed(runs, defaults, model, judged)), cpu_shift(setups, model))
+        line += _verdict(balanced, bool(crossed(runs, defaults, model, judged)), moved)
     elif balanced and min(balanced) <= 0:
         # Proposing needs a rise on every seed, so one seed without it settles the verdict early.
         flat = [str(seed) for seed, shift in zip(judged, balanced) if shift <= 0]
