@@ -8,7 +8,7 @@ from cifar10.studies.records import Trained
 
 
 def training_run(client, exp_id, name, model, accuracy, curve, seed=42, epochs=None, best=None, restore=True,
-                  balanced=(), data_md5="0123456789abcdef0123456789abcdef", cpu="Test CPU"):
+                 balanced=(), data_md5="0123456789abcdef0123456789abcdef", cpu="Test CPU"):
     stage = {"baseline": "train-baseline", "augmented": "train-augmented"}[model]
     run_ = client.create_run(exp_id, run_name=stage, tags={"stage": stage, "dvc_exp_name": name, "git_commit": "abc1234def",
                                                            "cpu": cpu})
