@@ -95,24 +95,36 @@ def _explains(study: float, values: list[float]) -> bool:
     return len(values) > 1 and min(values) <= study <= max(values)
 
 
-def _explanation(target: float, ours: list[float], bands: dict[str, list[float]]) -> str:
-    """What explains one figure's gap: seed noise, a candidate setup, or nothing measured (closest named)."""
+def _reaching(target: float, ours: list[float], runs: dict[int, Trained], key: str) -> str:
+    """Which of a setup's runs land on the study's side of the defaults' band, with where each stopped."""
+    above = target > max(ours)
+    seeds = [s for s, r in sorted(runs.items()) if (r.metrics[key] >= target if above else r.metrics[key] <= target)]
+    epochs = ", ".join(str(int(runs[s].metrics["best_epoch"])) for s in seeds)
+    if len(seeds) == 1:
+        return f"run of seed {seeds[0]} (best epoch {epochs}) reaches it"
+    return f"runs of seeds {', '.join(map(str, seeds))} (best epochs {epochs}) reach it"
+
+
+def _explanation(target: float, ours: list[float], bands: dict[str, dict[int, Trained]], key: str) -> str:
+    """What explains one figure's gap: seed noise, a candidate setup's runs, or nothing measured (closest named)."""
     if _explains(target, ours):
         return f"seed noise (the study's {target:.2f} is inside the defaults' band)"
-    if inside := [k for k, v in bands.items() if _explains(target, v)]:
-        return f"the setup {' or '.join(inside)} (the study's {target:.2f} is inside its band, not the defaults')"
+    values = {k: [r.metrics[key] for r in runs.values()] for k, runs in bands.items()}
+    if inside := [k for k, v in values.items() if _explains(target, v)]:
+        return (" or ".join(f"{k}'s {_reaching(target, ours, bands[k], key)}" for k in inside)
+                + f" (the study's {target:.2f} is inside that setup's band, not the defaults')")
     if not bands:
         return "unexplained by seed noise (no candidate setup has run every seed yet)"
-    closest = min(bands, key=lambda k: abs(target - statistics.mean(bands[k])))
+    closest = min(values, key=lambda k: abs(target - statistics.mean(values[k])))
     return (f"unexplained by seed noise and by {len(bands)} setup(s) (closest: {closest}, the study minus its mean "
-            f"{target - statistics.mean(bands[closest]):+.3f})")
+            f"{target - statistics.mean(values[closest]):+.3f})")
 
 
 def explained_lines(setups: Setups) -> list[str]:
     """Per model and test figure, what the measured runs say about the gap: the study's figure inside the
     defaults' seed band (seed noise can explain it), inside the band of a candidate setup that ran every
-    seed (that setup can), or inside neither (unexplained by what was measured; the closest setup mean is
-    named)."""
+    seed (its runs that reach it are named, with where they stopped), or inside neither (unexplained by
+    what was measured; the closest setup mean is named)."""
     candidates = {k: v for k, v in setups.items() if k not in ("defaults", MIXED, RERUN)}
     out = []
     for model in MODELS:
@@ -122,8 +134,8 @@ def explained_lines(setups: Setups) -> list[str]:
             if len(ours) > 1:
                 # Like with like: the defaults' band spans every seed, so a setup's counts once it does too.
                 bands = {k: v for k, runs in candidates.items()
-                         if len(v := values_of(runs, model, metric(key))) == len(SEEDS)}
-                found.append((label, _explanation(study(STUDY[model]), ours, bands)))
+                         if len(v := {s: r[model] for s, r in runs.items() if model in r}) == len(SEEDS)}
+                found.append((label, _explanation(study(STUDY[model]), ours, bands, key)))
         if len({why for _, why in found}) == 1 and len(found) == len(FIGURES):  # one answer for all: say it once
             out.append(f"- **What explains the {model} gap**, every figure: {found[0][1]}.")
         elif found:
