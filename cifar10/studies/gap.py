@@ -175,7 +175,9 @@ def _setup_line(setup: str, setups: Setups, model: str, ours: dict[str, list[flo
     if setup in OWN_VALIDATION:
         return [head + test + " Not judged on validation: it validates on other rows than the defaults (theirs hold "
                 f"variants of images they trained on). Kept weights' val balanced accuracy minus test accuracy: "
-                f"{band(_overstatement(runs, model), '+')}; the defaults': {band(_overstatement(defaults, model), '+')}."
+                f"{band(_overstatement(runs, model), '+')}; the defaults': "
+                # The defaults' own runs, not their same-CPU partners: the figure the validation line gives.
+                f"{band(_overstatement(setups['defaults'], model), '+')}."
                 + note + apart]
     judged, balanced = paired(runs, defaults, model, kept_val_balanced)
     line = (head + f"kept weights' val balanced accuracy {band(balanced, '+')} (seeds with it: "
