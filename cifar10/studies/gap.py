@@ -128,13 +128,13 @@ def explained_lines(setups: Setups) -> list[str]:
     candidates = {k: v for k, v in setups.items() if k not in ("defaults", MIXED, RERUN)}
     out = []
     for model in MODELS:
+        # Like with like: the defaults' band spans every seed, so a setup's counts once it does too.
+        bands = {k: v for k, runs in candidates.items()
+                 if len(v := {s: r[model] for s, r in runs.items() if model in r}) == len(SEEDS)}
         found = []
         for label, key, study in FIGURES:
             ours = values_of(setups["defaults"], model, metric(key))
             if len(ours) > 1:
-                # Like with like: the defaults' band spans every seed, so a setup's counts once it does too.
-                bands = {k: v for k, runs in candidates.items()
-                         if len(v := {s: r[model] for s, r in runs.items() if model in r}) == len(SEEDS)}
                 found.append((label, _explanation(study(STUDY[model]), ours, bands, key)))
         if len({why for _, why in found}) == 1 and len(found) == len(FIGURES):  # one answer for all: say it once
             out.append(f"- **What explains the {model} gap**, every figure: {found[0][1]}.")
