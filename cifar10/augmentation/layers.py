@@ -71,7 +71,7 @@ class StudyAffine(_Base):
         rotate = preprocessing_utils.get_rotation_matrix(t["angles"], h, w)
         translate = preprocessing_utils.get_translation_matrix(t["shifts"] * tf.stack([w, h]))
         zoom = _zoom_matrix(t["scales"][:, 0], h, w)
-        matrix = _as_3x3(rotate) @ _as_3x3(translate) @ _as_3x3(zoom)
+        matrix = _product(_product(_as_3x3(rotate), _as_3x3(translate)), _as_3x3(zoom))
         flat = tf.reshape(matrix, [-1, 9])[:, :8]
         return preprocessing_utils.transform(images, flat, fill_mode=self.fill_mode, interpolation="bilinear")
 
@@ -85,6 +85,21 @@ def _zoom_matrix(scales, h, w):
     zeros = tf.zeros_like(z)
     x_offset, y_offset = (w - 1.0) / 2.0 * (1.0 - z), (h - 1.0) / 2.0 * (1.0 - z)
     return tf.stack([z, zeros, x_offset, zeros, z, y_offset, zeros, zeros], axis=1)
+
+
+def _product(a, b):
+    """a @ b for (n, 3, 3) matrices, as elementwise products summed in a fixed order.
+
+    Not `tf.matmul`: TensorFlow hands a batched matmul to oneDNN, whose kernel (AVX-512, AVX2, or
+    Eigen with oneDNN off) is picked at run time from the CPU and rounds the last bit differently;
+    after rounding to uint8 that moved a few pixels by 1 between machines. Elementwise ops run the
+    same compiled code on every x86-64 CPU, so the stage's output is the same bytes everywhere.
+    """
+    return tf.stack([
+        tf.stack([(a[:, i, 0] * b[:, 0, j] + a[:, i, 1] * b[:, 1, j]) + a[:, i, 2] * b[:, 2, j] for j in range(3)],
+                 axis=1)
+        for i in range(3)
+    ], axis=1)
 
 
 def _as_3x3(transforms):
