@@ -127,9 +127,26 @@ def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipelin
     cached = [p for p in OUTPUTS if not p.startswith(("metrics/", "plots/", "reports/"))]
     before = digests(repo, cached)
     run(["dvc", "remote", "add", "-d", "store", str(tmp_path / "remote")], repo)
-    run(["dvc", "push"], repo)
+    run(["dvc", "push", "--run-cache"], repo)
+    served_by_the_run_cache(repo, tmp_path / "remote", tmp_path / "other-cpu", before)
     for folder in ("data", "models", ".dvc/cache"):
         shutil.rmtree(repo / folder)
     run(["dvc", "pull"], repo)
     assert digests(repo, cached) == before
     assert "up to date" in run(["dvc", "status"], repo).stdout
+
+
+def served_by_the_run_cache(repo: Path, remote: Path, clone: Path, expected: dict[str, str]) -> None:
+    """A teammate on another CPU (another oneDNN instruction set) clones the code and params, without
+    dvc.lock: every stage comes from the shared remote's run cache, none reruns, and augment rerun on
+    that CPU writes the same bytes, so nothing after it goes stale."""
+    other_cpu = {"ONEDNN_MAX_CPU_ISA": "AVX2"}
+    run(["git", "clone", "-q", str(repo), str(clone)], repo)
+    shutil.copy(repo / "params.yaml", clone / "params.yaml")
+    run(["dvc", "remote", "add", "-d", "store", str(remote)], clone)
+    run(["dvc", "fetch", "--run-cache"], clone, other_cpu)
+    served = run(["dvc", "repro", "--pull"], clone, other_cpu)
+    assert ran(served) == set() and served.stdout.count("is cached - skipping run") == len(STAGES), served.stdout
+    assert digests(clone, expected) == expected
+    assert ran(run(["dvc", "repro", "--force", "--single-item", "augment"], clone, other_cpu)) == {"augment"}
+    assert ran(run(["dvc", "repro"], clone, other_cpu)) == set(), "augment wrote other bytes on another CPU"
