@@ -15,6 +15,7 @@ from cifar10.errors import cli_errors
 from cifar10.outputs import atomic_output, no_partial_outputs
 from cifar10.paths import CNN_TRAIN_SET, MODEL_STAGE, history_csv, model_path, require
 from cifar10.schema import load_params
+from cifar10.training.precision import resolve
 
 
 @cli_errors
@@ -23,7 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variant", choices=sorted(CNN_TRAIN_SET), required=True)
     variant = parser.parse_args(argv).variant
     params = load_params()
-    cfg, stage = params.train, MODEL_STAGE[variant]
+    stage = MODEL_STAGE[variant]
+    policy, why = resolve(params.train.precision)
+    cfg = params.train.model_copy(update={"precision": policy})  # one machine, one precision, from here on
     train_path, out_model, out_history = CNN_TRAIN_SET[variant], model_path(variant), history_csv(variant)
     require(train_path)
     from cifar10.console import batch_progress, quiet_tensorflow
@@ -32,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     from cifar10.models.fused_bn import to_stock
     from cifar10.tracking.datasets import dataset_input
     from cifar10.tracking.links import MODEL_DIGEST_TAG, model_digest
+    from cifar10.tracking.provenance import this_sitting, trained_by_tags
     from cifar10.tracking.registry import register
     from cifar10.tracking.runs import stage_run
     from cifar10.tracking.tracker import NullTracker
@@ -52,14 +56,17 @@ def main(argv: list[str] | None = None) -> None:
         backup = None if cluster.name == "multi_worker" else backup_folder(
             variant, [cfg.model_dump(), params.base.model_dump()], train_path)
         label = f"{stage}: " if cluster.is_chief else f"{stage} ({cluster.task_type} {cluster.task_index}): "
+        print(f"{label}precision {policy} ({why})", file=sys.stderr)
+        tracker.log_params({"precision": policy})
         history = EpochHistory()
         history.sinks = [console_sink(label, history)]
         if cluster.is_chief:
             history.sinks += [tracker_sink(tracker), csv_sink(out_history)]
             history.replay_sinks = [tracker_sink(tracker)]  # a resumed run's curves start at epoch 1 too
 
+        sitting = this_sitting()
         result = train(train_ds, cfg, params.base.seed, params.base.deterministic, history, backup, cluster,
-                       [batch_progress(stage)])
+                       [batch_progress(stage)], sitting=sitting)
 
         if result.shard:
             write_shard_report(stage, result.shard)
@@ -77,6 +84,8 @@ def main(argv: list[str] | None = None) -> None:
 
         info = result.info
         tracker.set_tags({MODEL_DIGEST_TAG: model_digest(out_model)})  # how evaluate finds this run
+        if info["resumed_from_epoch"]:  # its first epochs were trained by an earlier sitting, maybe elsewhere
+            tracker.set_tags(trained_by_tags(info["sittings"], sitting))
         tracker.log_metrics({k: info[k] for k in ("best_epoch", "epochs_run", "train_seconds", "params_total",
                                                   "params_trainable", "params_non_trainable")}
                             | {"train_images_per_s": info["images_per_s"]})

@@ -20,6 +20,7 @@ from cifar10.errors import PipelineError
 from cifar10.schema.train import TrainParams
 from cifar10.tracking.links import model_digest
 from cifar10.training.fit import train
+from cifar10.training.precision import resolve
 from stages.train import main
 from tests.conftest import REPO, default_params, shrink_params, write_params
 from tests.tinydata import make_images
@@ -28,19 +29,19 @@ SMALL_MODEL = {"filters": [4, 8], "conv_dropout": [0.1, 0.2], "dense_units": [8]
 EPOCHS = 4
 
 
-def _stage_params() -> dict:
+def _stage_params(precision: str = "auto") -> dict:
     p = shrink_params(default_params())
-    p["train"].update(epochs=EPOCHS, batch_size=16)
+    p["train"].update(epochs=EPOCHS, batch_size=16, precision=precision)
     p["train"]["model"].update(SMALL_MODEL)
     p["train"]["early_stopping"]["patience"] = 2
     return p
 
 
-def _project(root: Path) -> Path:
+def _project(root: Path, precision: str = "auto") -> Path:
     """A project folder holding the stage's input: an imbalanced-like training set (no test set: the
     train stages never read it)."""
     root.mkdir(parents=True)
-    write_params(root, _stage_params())
+    write_params(root, _stage_params(precision))
     train_ds = make_images(8, seed=1)
     keep = (train_ds.y != 3) | (np.arange(len(train_ds)) % 2 == 0)  # cat made rare
     dataset.save(root / dataset.IMBALANCED_TRAIN, dataset.Dataset(train_ds.x[keep], train_ds.y[keep]))
@@ -62,16 +63,26 @@ def _stage_runs(uri: str, stage: str):
     return client, client.search_runs([exp.experiment_id], f"tags.stage = '{stage}'")
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """One uninterrupted in-process run of train-baseline: its project folder and MLflow store."""
-    root = _project(tmp_path_factory.mktemp("uninterrupted") / "project")
+def _uninterrupted(tmp_path_factory, precision: str) -> tuple[Path, str]:
+    root = _project(tmp_path_factory.mktemp("uninterrupted") / "project", precision)
     uri = f"sqlite:///{root.parent / 'mlflow.db'}"
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setenv("MLFLOW_TRACKING_URI", uri)
         main(["--variant", "baseline"])
     return root, uri
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """One uninterrupted in-process run of train-baseline (precision auto): its project folder and MLflow store."""
+    return _uninterrupted(tmp_path_factory, "auto")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_bf16(tmp_path_factory):
+    """The same run in mixed_bfloat16, whatever this CPU's rule picks."""
+    return _uninterrupted(tmp_path_factory, "mixed_bfloat16")
 
 
 def test_validation_split_is_stratified_disjoint_and_seeded():
@@ -136,8 +147,9 @@ def test_split_errors_name_the_key():
 
 
 @pytest.mark.slow
-def test_two_runs_give_identical_metrics_and_weights(tiny_train):
-    cfg = TrainParams.model_validate({"model": SMALL_MODEL, "epochs": 2, "batch_size": 16})
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_two_runs_give_identical_metrics_and_weights(tiny_train, precision):
+    cfg = TrainParams.model_validate({"model": SMALL_MODEL, "epochs": 2, "batch_size": 16, "precision": precision})
     first, second = (train(tiny_train, cfg, seed=5, deterministic=True) for _ in range(2))
     history1, history2 = first.history, second.history
     assert history1 == history2 and len(history1) == 2
@@ -206,6 +218,8 @@ def test_mlflow_run_holds_curves_per_class_metrics_and_artifacts(uninterrupted):
     assert 1 <= metrics["best_epoch"] <= metrics["epochs_run"] == len(rows)
     assert metrics["train_images_per_s"] > 0 and metrics["train_seconds"] > 0
     assert run_.data.params["train.model.filters"] == "[4, 8]" and run_.data.params["base.seed"] == "42"
+    assert run_.data.params["train.precision"] == "auto"  # as asked, and as this CPU's rule resolved it:
+    assert run_.data.params["precision"] == resolve("auto")[0]
     artifacts = {a.path for a in client.list_artifacts(run_.info.run_id)}
     assert {"model_summary.txt", "curves"} <= artifacts
     assert not list((root / ".train_backup").glob("*"))  # deleted after success
@@ -229,9 +243,10 @@ def _signal_after_first_epoch(root, uri: str, signum: int) -> subprocess.Popen:
 
 
 @pytest.mark.slow
-def test_sigkill_after_an_epoch_then_rerun_ends_like_an_uninterrupted_run(uninterrupted, tmp_path, monkeypatch):
-    reference, _ = uninterrupted
-    root = _project(tmp_path / "project")
+@pytest.mark.parametrize("precision", ["auto", "mixed_bfloat16"])
+def test_sigkill_after_an_epoch_then_rerun_ends_like_an_uninterrupted_run(precision, request, tmp_path, monkeypatch):
+    reference, _ = request.getfixturevalue("uninterrupted" if precision == "auto" else "uninterrupted_bf16")
+    root = _project(tmp_path / "project", precision)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = _signal_after_first_epoch(root, uri, signal.SIGKILL)
     try:
@@ -251,9 +266,26 @@ def test_sigkill_after_an_epoch_then_rerun_ends_like_an_uninterrupted_run(uninte
     client, runs = _stage_runs(uri, "train-baseline")
     resumed = next(r for r in runs if r.info.status == "FINISHED")
     assert 1 <= int(resumed.data.params["resumed_from_epoch"]) < EPOCHS
+    assert resumed.data.params["precision"] == resolve(precision)[0]
     steps = [m.step for m in client.get_metric_history(resumed.info.run_id, "val_loss")]
     assert sorted(steps) == list(range(1, len(_read_csv(root / "plots/baseline/history.csv")) + 1))
     assert not list(root.glob(".train_backup/*"))
+
+
+def test_a_restored_training_names_the_sittings_that_trained_it_not_the_restoring_one(tiny_train, tmp_path):
+    from cifar10.tracking.provenance import trained_by_tags
+
+    cfg = TrainParams.model_validate({"model": SMALL_MODEL, "epochs": 3, "batch_size": 16, "precision": "float32"})
+    first, second = {"cpu": "CPU A", "commit": "aaa"}, {"cpu": "CPU B", "commit": "bbb"}
+    shorter = cfg.model_copy(update={"epochs": 2})  # a sitting that stopped after 2 epochs...
+    train(tiny_train, shorter, seed=5, backup_dir=tmp_path, sitting=first)
+    resumed = train(tiny_train, cfg, seed=5, backup_dir=tmp_path, sitting=second)  # ...and one that ran the 3rd
+    assert resumed.info["sittings"] == [{**first, "epochs": 2}, {**second, "epochs": 1}]
+    restored = train(tiny_train, cfg, seed=5, backup_dir=tmp_path, sitting={"cpu": "CPU C", "commit": "ccc"})
+    assert restored.info["resumed_from_epoch"] == 3 and restored.info["sittings"] == resumed.info["sittings"]
+    assert trained_by_tags(restored.info["sittings"], {"cpu": "CPU C", "commit": "ccc"}) == {
+        "cpu": "CPU A + CPU B", "git_commit": "aaa + bbb", "restored_by.cpu": "CPU C", "restored_by.git_commit": "ccc"}
+    assert trained_by_tags(None, second)["cpu"].startswith("unknown")
 
 
 def test_an_experiments_backups_are_its_own_and_no_other_experiments(tmp_path, monkeypatch):
@@ -300,6 +332,8 @@ def test_a_kept_finished_backup_restores_the_model_and_its_speed_without_trainin
     first, restored = sorted(runs, key=lambda r: r.info.start_time)
     epochs = first.data.metrics["epochs_run"]
     assert restored.data.params["resumed_from_epoch"] == str(int(epochs))  # no epoch trained again
+    for tag in ("cpu", "git_commit"):  # this machine trained it, and this machine restored it
+        assert restored.data.tags[tag] == first.data.tags[tag] == restored.data.tags[f"restored_by.{tag}"]
     for key in ("epochs_run", "best_epoch", "train_images_per_s", "train_seconds"):
         assert restored.data.metrics[key] == pytest.approx(first.data.metrics[key]), key
     assert first.data.metrics["train_images_per_s"] > 0

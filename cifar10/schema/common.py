@@ -49,3 +49,5 @@ def ordered_range(lo_min: float | None = None, strictly_positive: bool = False):
 
 
 Distribution = Literal["none", "mirrored", "multi_worker"]
+# auto: the faster of the two on this CPU, by a fixed rule from its features (cifar10.training.precision)
+Precision = Literal["auto", "float32", "mixed_bfloat16"]

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from cifar10.schema.common import Distribution, Section
+from cifar10.schema.common import Distribution, Precision, Section
 
 PositiveInt = Annotated[int, Field(ge=1)]
 Rate = Annotated[float, Field(ge=0, lt=1)]
@@ -87,5 +87,5 @@ class TrainParams(Section):
     train_size: int | None = Field(None, ge=10)
     validation_split: float = Field(0.1, gt=0, lt=0.5)
     validation_from: Literal["all", "originals"] = "all"
-    precision: Literal["float32", "mixed_bfloat16"] = "float32"
+    precision: Precision = "auto"
     distribution: Distribution = "none"

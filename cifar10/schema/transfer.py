@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from cifar10.schema.common import Distribution, Section
+from cifar10.schema.common import Distribution, Precision, Section
 from cifar10.schema.data import ChecksumOrDefault
 
 Backbone = Literal["efficientnet_b0", "efficientnet_lite0"]
@@ -54,6 +54,7 @@ class TransferParams(Section):
     fine_tune_learning_rate: float = Field(1e-5, gt=0, le=1)
     fine_tune_epochs: int = Field(5, ge=1, le=10000)
     fine_tune_batch_size: int = Field(32, ge=1, le=4096)
+    precision: Precision = "auto"
     distribution: Distribution = "none"
 
     @field_validator("weights")

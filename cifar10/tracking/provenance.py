@@ -77,6 +77,26 @@ def machine() -> str:
             f"TensorFlow {tf.__version__}")
 
 
+def this_sitting() -> dict[str, str]:
+    """The CPU and commit of this process: what a training backup keeps beside the epochs it trains."""
+    return {"cpu": cpu_model(), "commit": git_commit()}
+
+
+def trained_by_tags(sittings: list[dict] | None, here: dict[str, str]) -> dict[str, str]:
+    """Tags of a run whose epochs were (partly) restored from a backup: `cpu` and `git_commit` name the
+    sittings that trained them (joined with ' + ' when several did), `restored_by.*` this sitting.
+
+    Speed and float results belong to the CPU that trained, so the run must not carry the restoring one's.
+    """
+    if sittings is None:
+        unknown = "unknown (restored from a backup that did not record it)"
+        trained = {"cpu": unknown, "git_commit": unknown}
+    else:
+        trained = {"cpu": " + ".join(dict.fromkeys(s["cpu"] for s in sittings)),
+                   "git_commit": " + ".join(dict.fromkeys(s["commit"] for s in sittings))}
+    return {**trained, "restored_by.cpu": here["cpu"], "restored_by.git_commit": here["commit"]}
+
+
 EXTRA_TAGS_ENV = "PIPELINE_RUN_TAGS"  # a JSON object of more tags, e.g. the study an experiment belongs to
 
 

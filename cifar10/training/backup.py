@@ -33,6 +33,9 @@ class TrainState:
     variables: list[np.ndarray] = field(default_factory=list)
     best_weights: list[np.ndarray] | None = None
     seconds: float | None = None  # training time of the finished epochs, over all sittings (None: not kept)
+    # Who trained the finished epochs: per sitting {"cpu", "commit", "epochs"}; None: an older backup
+    # that did not keep it.
+    sittings: list[dict] | None = None
 
 
 def _state_variables(model) -> list:
@@ -72,7 +75,7 @@ def load_state(folder: Path | None) -> TrainState | None:
     except (OSError, ValueError, KeyError):
         return None
     return TrainState(meta["epochs_done"], meta["stopped"], meta["history"], meta["early_stopping"], variables, best,
-                      meta.get("seconds"))  # older backups did not keep the time
+                      meta.get("seconds"), meta.get("sittings"))  # older backups kept neither
 
 
 def restore(model, state: TrainState) -> bool:
@@ -98,21 +101,33 @@ class TrainingBackup(keras.callbacks.Callback):
     """
 
     def __init__(self, folder: str | Path | None, history: EpochHistory, early_stopping: ResumableEarlyStopping,
-                 seconds_before: float | None = 0.0):
-        """`seconds_before`: the training time of the epochs an earlier sitting finished (None: unknown)."""
+                 seconds_before: float | None = 0.0, sittings_before: list[dict] | None = None,
+                 sitting: dict | None = None):
+        """`seconds_before`: the training time of the epochs an earlier sitting finished (None: unknown);
+        `sittings_before`: who trained them (None: unknown); `sitting`: this sitting's CPU and commit."""
         super().__init__()
         self.folder = Path(folder) if folder is not None else None
         self.history = history
         self.early_stopping = early_stopping
         self.seconds_before = seconds_before
+        self.sittings_before = sittings_before
+        self.sitting = {**(sitting or {}), "epochs": 0}
         self.seconds_here = 0.0  # from the start of this sitting's training to its last finished epoch
         self._started = time.perf_counter()
+
+    @property
+    def sittings(self) -> list[dict] | None:
+        """Who trained the finished epochs, this sitting last (None: an earlier sitting is unknown)."""
+        if self.sittings_before is None:
+            return None
+        return self.sittings_before + ([self.sitting] if self.sitting["epochs"] else [])
 
     def on_train_begin(self, logs=None):
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds_here = time.perf_counter() - self._started
+        self.sitting["epochs"] += 1
         if self.folder is None:
             return
         es = self.early_stopping
@@ -125,6 +140,7 @@ class TrainingBackup(keras.callbacks.Callback):
             "n_variables": len(_state_variables(self.model)),
             "n_best": None if best is None else len(best),
             "seconds": None if self.seconds_before is None else self.seconds_before + self.seconds_here,
+            "sittings": self.sittings,
         }
         arrays = {f"v{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(_state_variables(self.model))}
         arrays.update({f"b{i}": np.asarray(w) for i, w in enumerate(best or [])})

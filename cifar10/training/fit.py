@@ -51,14 +51,15 @@ def _build_compiled_state(model, x, y) -> None:
 
 def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tuple[np.ndarray, np.ndarray],
                  fused_batch_norm: bool = True):
-    """The CNN built and compiled under the cluster's strategy and `cfg.precision`, with batch norm on
-    TensorFlow's fused kernel (save `cifar10.models.fused_bn.to_stock(model)`)."""
+    """The CNN built and compiled under the cluster's strategy and `cfg.precision` (auto: this CPU's
+    rule), with batch norm on TensorFlow's fused kernel (save `cifar10.models.fused_bn.to_stock(model)`)."""
 
     from cifar10.models.cnn import build_cnn
     from cifar10.training.balanced_accuracy import BalancedAccuracy
+    from cifar10.training.precision import resolve
     from cifar10.training.runtime import precision
 
-    with precision(cfg.precision), cluster.scope():
+    with precision(resolve(cfg.precision)[0]), cluster.scope():
         model = build_cnn(cfg.model, n_classes=n_classes, fused_batch_norm=fused_batch_norm)
         model.compile(optimizer=make_optimizer(cfg), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy", BalancedAccuracy(n_classes)],
@@ -70,7 +71,8 @@ def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tup
 
 def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = True,
           history: EpochHistory | None = None, backup_dir: str | Path | None = None,
-          cluster: Cluster | None = None, callbacks: list = (), fused_batch_norm: bool = True) -> TrainResult:
+          cluster: Cluster | None = None, callbacks: list = (), fused_batch_norm: bool = True,
+          sitting: dict | None = None) -> TrainResult:
     """Train the CNN on `train_ds` with early stopping on a validation split carved from it.
 
     Args:
@@ -84,9 +86,12 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
         cluster: the tf.distribute set-up (made first thing in the process); None = from `cfg.distribution`.
         callbacks: more Keras callbacks (a progress bar), called after the history's.
         fused_batch_norm: batch norm on TensorFlow's fused kernel (the same maths, faster on a CPU).
+        sitting: who trains here, {"cpu", "commit"}: kept in the backup with the epochs it trains, so a
+            run restored later names the sittings that trained it, not the one that restored it.
     """
     from cifar10.models.cnn import param_counts
     from cifar10.training.backup import ResumableEarlyStopping, TrainingBackup, load_state, restore
+    from cifar10.training.precision import resolve
     from cifar10.training.runtime import seed_everything
 
     source = validation_source(train_ds.extra, cfg.validation_from, "train")
@@ -126,15 +131,16 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
     # The speed covers every epoch, also those of earlier sittings (their time is in the backup), so a
     # resumed run, or a finished one restored from its backup, reports the whole training's speed.
     seconds_before = state.seconds if restored else 0.0
+    sittings = state.sittings if restored else []
     if first_epoch < cfg.epochs:
-        backup = TrainingBackup(backup_dir, history, es, seconds_before)
+        backup = TrainingBackup(backup_dir, history, es, seconds_before, sittings, sitting)
         model.fit(
             train_data, epochs=cfg.epochs, initial_epoch=first_epoch, steps_per_epoch=steps,
             validation_data=val_data, validation_steps=val_steps,
             callbacks=[history, *callbacks, es, backup], shuffle=False, verbose=0,
         )
         stopped = bool(model.stop_training)
-        seconds_here = backup.seconds_here
+        seconds_here, sittings = backup.seconds_here, backup.sittings
     else:  # training had finished: only what follows fit() was lost
         es.on_train_begin()  # puts back the early-stopping record: best epoch and best weights
         if cfg.early_stopping.restore_best_weights and es.best_weights is not None:
@@ -152,6 +158,8 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
         "train_images": len(train_rows),
         "val_images": len(val_rows),
         "train_seconds": seconds,
+        "precision": resolve(cfg.precision)[0],
+        "sittings": sittings,  # who trained the epochs: [{"cpu", "commit", "epochs"}], None if unknown
         "images_per_s": epochs_timed * len(train_rows) / seconds if epochs_timed and seconds > 0 else 0.0,
         **param_counts(model),
     }
