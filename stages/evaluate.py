@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from pathlib import Path
 
 from cifar10.data import dataset
@@ -20,6 +21,7 @@ from cifar10.errors import PipelineError, cli_errors
 from cifar10.outputs import atomic_output, no_partial_outputs
 from cifar10.paths import MODEL_STAGE, RAW_TEST, confusion_plot, model_path, per_class_report, require
 from cifar10.schema import load_params
+from cifar10.training.precision import resolve
 
 
 def write_confusion_csv(path: Path, y_true, y_pred, classes) -> None:
@@ -51,9 +53,12 @@ def main(argv: list[str] | None = None) -> None:
     from cifar10.tracking.registry import tag_version, version_of
     from cifar10.tracking.runs import stage_run
 
+    policy, why = resolve(params.evaluate.precision, "frozen")
     with no_partial_outputs(report, figure, table), stage_run(stage, params, ["evaluate"]) as tracker:
+        print(f"{stage}: predictions in {policy} ({why})", file=sys.stderr)
+        tracker.log_params({"precision": policy})
         test = dataset.load(RAW_TEST)
-        model = load_for_inference(model_path(name))
+        model = load_for_inference(model_path(name), policy)
         try:
             result = score_model(model, test.x, test.y, list(test.classes), params.evaluate.batch_size,
                                  [batch_progress(stage)])

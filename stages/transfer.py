@@ -16,6 +16,7 @@ from cifar10.errors import PipelineError, cli_errors
 from cifar10.outputs import atomic_output, no_partial_outputs
 from cifar10.paths import AUGMENTED_TRAIN, IMBALANCED_TRAIN, RAW_TRAIN, history_csv, model_path, require
 from cifar10.schema import load_params
+from cifar10.training.precision import resolve
 
 TRAIN_FILES = {"full": RAW_TRAIN, "imbalanced": IMBALANCED_TRAIN, "augmented": AUGMENTED_TRAIN}
 
@@ -67,9 +68,13 @@ def main() -> None:
 
     cluster = make_cluster(cfg.distribution)
     transfer_learning = weights is not None
+    (frozen, why), (tuning, why_tuning) = resolve(cfg.precision, "frozen"), resolve(cfg.precision, "fine_tune")
     with no_partial_outputs(out_model, out_history), stage_run("transfer", params, ["base", "transfer"]) as tracker:
         if not transfer_learning:
             print(f"weights: none — random {NAMES[cfg.backbone]}, this is NOT transfer learning", file=sys.stderr)
+        print(f"transfer: precision {frozen} for the frozen pass and the saved model's predictions ({why}), "
+              f"{tuning} for the head and fine-tuning ({why_tuning})", file=sys.stderr)
+        tracker.log_params({"precision": frozen, "precision_training": tuning})
         train = dataset.load(train_path)
         seed_everything(params.base.seed, params.base.deterministic)
         history = EpochHistory()

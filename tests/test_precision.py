@@ -29,15 +29,23 @@ def cpu(kind: str) -> Cpu:
 @pytest.mark.parametrize("kind, expected", [("xeon-amx", "mixed_bfloat16"), ("epyc", "mixed_bfloat16"),
                                             ("xeon-no-amx", "float32"), ("older", "float32")])
 def test_auto_follows_the_cpus_features(kind, expected):
-    policy, why = resolve("auto", cpu(kind))
+    policy, why = resolve("auto", "cnn", cpu(kind))
     assert policy == expected and why.startswith("auto: ")
-    assert resolve("auto", cpu(kind)) == (policy, why)  # a rule, not a measurement: always the same answer
+    assert resolve("auto", "cnn", cpu(kind)) == (policy, why)  # a rule, not a measurement: always the same answer
+
+
+@pytest.mark.parametrize("kind, frozen", [("xeon-amx", "mixed_bfloat16"), ("epyc", "float32"),
+                                          ("xeon-no-amx", "float32"), ("older", "float32")])
+def test_the_transfer_stage_takes_bfloat16_for_its_frozen_pass_on_amx_only_and_fine_tunes_in_float32(kind, frozen):
+    assert resolve("auto", "frozen", cpu(kind))[0] == frozen
+    assert resolve("auto", "fine_tune", cpu(kind))[0] == "float32"
 
 
 @pytest.mark.parametrize("explicit", ["float32", "mixed_bfloat16"])
 def test_an_explicit_precision_stands_on_every_cpu(explicit):
     for kind in CPUINFO:
-        assert resolve(explicit, cpu(kind)) == (explicit, "set in params.yaml")
+        for workload in ("cnn", "frozen", "fine_tune"):
+            assert resolve(explicit, workload, cpu(kind)) == (explicit, "set in params.yaml")
 
 
 def test_this_machine_resolves_to_a_keras_policy():

@@ -32,16 +32,23 @@ def _cfg(**overrides) -> TransferParams:
 
 
 @pytest.mark.slow
-def test_whole_model_matches_head_on_cached_features(tiny_train, tiny_test, weights_file, tmp_path):
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_the_saved_model_predicts_what_the_head_saw_in_the_cached_pass(precision, tiny_train, tiny_test, weights_file,
+                                                                      tmp_path):
+    """In either precision of the frozen pass, the saved model, as evaluate loads it in that precision, predicts
+    what the head gives on the stage's own cached pass."""
     import keras
 
+    from cifar10.models.saved import load_for_inference
+    from cifar10.training.cached_pass import backbone_pass
     from cifar10.training.embeddings import embed
     from cifar10.training.transfer import train_transfer
 
-    result = train_transfer(tiny_train, _cfg(), weights_file, seed=3, cluster=make_cluster("none"))
-    extractor = result.model.get_layer("extractor")
-    features, _ = embed(extractor, tiny_test.x, batch_size=16)
-    cached = result.head.predict(features, verbose=0)
+    cfg, cluster = _cfg(precision=precision), make_cluster("none")
+    result = train_transfer(tiny_train, cfg, weights_file, seed=3, cluster=cluster)
+    test_pass = backbone_pass(tiny_test, cfg, weights_file, 3, cluster, 0)  # the stage's pass, over the test set
+    assert test_pass.policy == precision
+    cached = result.head.predict(test_pass.cache, verbose=0)
     assert cached.shape == (len(tiny_test), 10)
     assert cached.std(axis=0).max() > 1e-3, "predictions must vary between images for the check to mean anything"
 
@@ -49,15 +56,22 @@ def test_whole_model_matches_head_on_cached_features(tiny_train, tiny_test, weig
     result.model.save(path)
     loaded = keras.models.load_model(path)  # built-in layers only: no custom_objects
     assert loaded.input.dtype == "uint8" and tuple(loaded.input.shape) == (None, 32, 32, 3)
+    net = loaded.get_layer("extractor").get_layer("efficientnetb0")
+    assert not net.trainable
+    evaluated = load_for_inference(path, precision).predict(tiny_test.x, verbose=0)  # as evaluate runs it
     whole = loaded.predict(tiny_test.x, verbose=0)
+    assert evaluated.dtype == whole.dtype == np.float32
     np.testing.assert_allclose(whole.sum(axis=1), 1.0, atol=1e-5)
-    np.testing.assert_allclose(whole, cached, atol=1e-5)
+    # bfloat16 keeps 8 significant bits: the same folded graph agrees to its rounding.
+    np.testing.assert_allclose(evaluated, cached, atol=1e-4 if precision == "float32" else 1e-2)
+    if precision == "float32":
+        np.testing.assert_allclose(whole, cached, atol=1e-4)
 
     # Batching must not change the features: one batch of 7 vs the whole set at once.
+    extractor = result.model.get_layer("extractor")
     small, _ = embed(extractor, tiny_test.x, batch_size=7)
     big, _ = embed(extractor, tiny_test.x, batch_size=len(tiny_test))
-    np.testing.assert_allclose(small, big, rtol=1e-4, atol=1e-4)
-    assert not loaded.get_layer("extractor").get_layer("efficientnetb0").trainable
+    np.testing.assert_allclose(small, big, rtol=1e-4, atol=1e-4 if precision == "float32" else 1e-2)
     assert result.validation["val_accuracy_final"] >= 0
     assert result.sizes == {"n_train": 72, "n_validation": 8, "n_train_features": 72}  # the one splitter, 10%
 

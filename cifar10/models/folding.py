@@ -74,7 +74,7 @@ def fold_batch_norm(model: keras.Model) -> keras.Model:
             nested[layer.name] = fold_batch_norm(layer)
             return nested[layer.name]
         if layer.name in folded_bn:
-            return FoldedBatchNorm(name=layer.name)
+            return FoldedBatchNorm(name=layer.name, dtype=layer.dtype_policy)  # no casts around it
         config = layer.get_config()
         if layer.name in pairs:
             config["use_bias"] = True

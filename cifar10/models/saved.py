@@ -21,9 +21,12 @@ def load_model(path: str | Path):
         raise PipelineError(f"{path}: cannot load a Keras model ({type(exc).__name__}: {str(exc)[:150]})") from None
 
 
-def load_for_inference(path: str | Path):
+def load_for_inference(path: str | Path, policy: str | None = None):
     """`load_model` with batch norm folded into the layers before it (`cifar10.models.folding`): the same
-    predictions to float32 rounding, in less time. Never for training or saving."""
+    predictions to float32 rounding, in less time; computing under the dtype `policy` if given (the
+    weights stay as saved). Never for training or saving."""
     from cifar10.models.folding import fold_batch_norm
+    from cifar10.models.recast import recast
 
-    return fold_batch_norm(load_model(path))
+    model = load_model(path)
+    return fold_batch_norm(recast(model, policy) if policy else model)

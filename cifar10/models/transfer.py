@@ -91,7 +91,9 @@ def build_head(units: Sequence[int], activation: str, dropout: float, n_classes:
                                name=f"head_dense_{i + 1}")(x)
         if dropout > 0:
             x = keras.layers.Dropout(dropout, name=f"head_dropout_{i + 1}")(x)
-    probs = keras.layers.Dense(n_classes, activation="softmax", kernel_regularizer=regularizer, name="probabilities")(x)
+    # float32 under any policy: probabilities keep their precision (as in the CNN), and it costs nothing
+    probs = keras.layers.Dense(n_classes, activation="softmax", kernel_regularizer=regularizer, dtype="float32",
+                               name="probabilities")(x)
     return keras.Model(features, probs, name="head")
 
 
@@ -125,5 +127,6 @@ def build_whole(extractor: keras.Model, head: keras.Model, flip_average: bool = 
         mirrored = pixels
         for layer in mirror():
             mirrored = layer(mirrored)
-        probs = keras.layers.Average(name="flip_average")([probs, head(extractor(mirrored))])
+        # float32 whatever the extractor computes in: the model's output is float32 probabilities
+        probs = keras.layers.Average(name="flip_average", dtype="float32")([probs, head(extractor(mirrored))])
     return keras.Model(images, probs, name="transfer")

@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from cifar10.schema.common import Section
+from cifar10.schema.common import Precision, Section
 
 
 class EvaluateParams(Section):
@@ -13,3 +13,4 @@ class EvaluateParams(Section):
         ["baseline", "augmented", "transfer"], min_length=1
     )
     batch_size: int = Field(128, ge=1, le=65536)
+    precision: Precision = "auto"

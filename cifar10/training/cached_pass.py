@@ -34,6 +34,7 @@ class Pass:
     train_rows: np.ndarray
     val_rows: np.ndarray
     seconds: float
+    policy: str = "float32"  # the dtype policy the frozen pass computed in (and the saved model predicts in)
 
     def of(self, rows: np.ndarray, mirror: bool = False) -> np.ndarray:
         if not mirror:
@@ -48,18 +49,25 @@ def backbone_pass(train: Dataset, cfg: TransferParams, weights: Path | None, see
     from cifar10.models import transfer as tm
     from cifar10.models.blocks import split
     from cifar10.models.folding import fold_batch_norm
+    from cifar10.models.recast import recast
     from cifar10.training.embeddings import embed
+    from cifar10.training.precision import resolve
+    from cifar10.training.runtime import precision
 
     tr, val = split_rows(train.y, cfg.validation_split, seed, section="transfer",
                          source=validation_source(train.extra, cfg.validation_from, "transfer"))
-    with cluster.scope():
+    frozen, tuning = resolve(cfg.precision, "frozen")[0], resolve(cfg.precision, "fine_tune")[0]
+    with cluster.scope(), precision(tuning):  # the network that trains (fine-tuning) and is saved
         backbone = tm.build_backbone(cfg.backbone, cfg.image_size, weights)
         lower, upper = split(backbone, cut_blocks) if cut_blocks else (backbone, None)
         mirrors = (len(tr) if cfg.flip_train else 0) + (len(val) if cfg.flip_test else 0)
         check_cache_fits(tuple(lower.output.shape[1:]), len(train) + mirrors, cut_blocks, _memory_bytes())
+    with cluster.scope(), precision(frozen):
         # The pass runs the frozen part with batch norm folded into its convolutions: the same features
-        # to float32 rounding, 1.7x faster on a 2-core CPU (BENCHMARKS.md); training and saving use the original.
-        cached = tm.build_extractor(cfg.backbone, fold_batch_norm(lower), cfg.image_size, pool=not cut_blocks)
+        # to float32 rounding, 1.7x faster on a 2-core CPU (BENCHMARKS.md); training and saving use the
+        # original. It computes in the frozen work's precision, which fine-tuning need not share.
+        cached = tm.build_extractor(cfg.backbone, fold_batch_norm(recast(lower, frozen)), cfg.image_size,
+                                    pool=not cut_blocks)
     started = time.perf_counter()
     store = "float16" if cut_blocks else "float32"  # a 7x7 feature-map cache is 37x larger than pooled features
     cache, _ = embed(cached, train.x, cfg.embed_batch_size, desc="backbone pass", dtype=store)
@@ -67,7 +75,7 @@ def backbone_pass(train: Dataset, cfg: TransferParams, weights: Path | None, see
     # The saved model's mirror layers flip the same way, exactly (tested).
     mirrored, _ = embed(cached, train.x[mirror_rows][:, :, ::-1], cfg.embed_batch_size, desc="mirrored pass",
                         dtype=store)
-    return Pass(backbone, lower, upper, cache, mirror_rows, mirrored, tr, val, time.perf_counter() - started)
+    return Pass(backbone, lower, upper, cache, mirror_rows, mirrored, tr, val, time.perf_counter() - started, frozen)
 
 
 def check_cache_fits(map_shape: tuple, images: int, cut_blocks: int, memory: int) -> None:
@@ -105,13 +113,14 @@ def narrowed(p: Pass, n_blocks: int, cluster: Cluster, batch: int = 256) -> Pass
 
     from cifar10.models.blocks import block_names, split
     from cifar10.models.folding import fold_batch_norm
+    from cifar10.models.recast import recast
 
     if p.upper is None or n_blocks >= len(block_names(p.upper)):
         return p
     lower, upper = split(p.backbone, n_blocks)
     middle = keras.Model(p.lower.output, lower.output)  # both tensors of the backbone's own graph
     with cluster.scope():
-        frozen = fold_batch_norm(middle)  # inference only, as in the first pass
+        frozen = fold_batch_norm(recast(middle, p.policy))  # inference only, as in the first pass
     step = tf.function(lambda x: frozen(tf.cast(x, tf.float32), training=False), reduce_retracing=True)
 
     def through(maps: np.ndarray) -> np.ndarray:
@@ -123,7 +132,7 @@ def narrowed(p: Pass, n_blocks: int, cluster: Cluster, batch: int = 256) -> Pass
     started = time.perf_counter()
     cache, mirrored = through(p.cache), through(p.mirrored)
     return Pass(p.backbone, lower, upper, cache, p.mirror_rows, mirrored, p.train_rows, p.val_rows,
-                p.seconds + time.perf_counter() - started)
+                p.seconds + time.perf_counter() - started, p.policy)
 
 
 def features(p: Pass, rows: np.ndarray, cluster: Cluster, batch: int, mirror: bool = False) -> np.ndarray:

@@ -78,13 +78,15 @@ def fit_head(p: Pass, y: np.ndarray, cfg: TransferParams, cluster: Cluster, hist
              callbacks: list = ()):
     """A new head trained on the cached features (and those of the mirror images, with flip_train)."""
     from cifar10.models import transfer as tm
+    from cifar10.training.precision import resolve
+    from cifar10.training.runtime import precision
 
     rows = p.train_rows
     x = features(p, rows, cluster, cfg.embed_batch_size)
     if cfg.flip_train:
         x = np.concatenate([x, features(p, rows, cluster, cfg.embed_batch_size, mirror=True)])
         rows = np.concatenate([rows, rows])
-    with cluster.scope():
+    with cluster.scope(), precision(resolve(cfg.precision, "fine_tune")[0]):  # trained like the blocks
         head = tm.build_head(cfg.head.units, cfg.head.activation, cfg.head.dropout, 10,
                              standardize=cfg.head.standardize, l2=cfg.head.l2)
     tm.adapt_head(head, x)
@@ -100,8 +102,10 @@ def fine_tune(p: Pass, head, y: np.ndarray, cfg: TransferParams, cluster: Cluste
     import keras
 
     from cifar10.models.blocks import unfreeze_top_blocks
+    from cifar10.training.precision import resolve
+    from cifar10.training.runtime import precision
 
-    with cluster.scope():
+    with cluster.scope(), precision(resolve(cfg.precision, "fine_tune")[0]):
         trained = unfreeze_top_blocks(p.backbone, n_blocks)
         maps = keras.Input(p.cache.shape[1:], name="cached_maps")
         tuned = keras.Model(maps, head(keras.layers.GlobalAveragePooling2D()(p.upper(maps, training=False))))
@@ -143,6 +147,8 @@ def train_transfer(train: Dataset, cfg: TransferParams, weights: Path | None, se
         callbacks: more Keras callbacks for every fit (a progress bar).
     """
     from cifar10.models import transfer as tm
+    from cifar10.training.precision import resolve
+    from cifar10.training.runtime import precision
 
     history = history or EpochHistory()
     p = backbone_pass(train, cfg, weights, seed, cluster, cfg.fine_tune_blocks)
@@ -159,7 +165,9 @@ def train_transfer(train: Dataset, cfg: TransferParams, weights: Path | None, se
         fine_tune(p, head, train.y, cfg, cluster, history, cfg.fine_tune_blocks, callbacks)
         timings["fine_tune_seconds"] = time.perf_counter() - started
 
-    with cluster.scope():
+    # Saved in the precision it trained in (float32 unless transfer.precision says bfloat16): readers choose
+    # the precision they predict in (evaluate.precision), as the frozen pass did.
+    with cluster.scope(), precision(resolve(cfg.precision, "fine_tune")[0]):
         model = tm.build_whole(tm.build_extractor(cfg.backbone, p.backbone, cfg.image_size), head, cfg.flip_test)
     sizes = {"n_train": len(p.train_rows), "n_validation": len(p.val_rows),
              "n_train_features": len(p.train_rows) * (2 if cfg.flip_train else 1)}
