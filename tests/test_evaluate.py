@@ -155,6 +155,13 @@ def test_each_model_scored_once_then_compared(placed, tiny_test, mlflow_uri):
     assert {"confusion/augmented.png", "metrics/augmented.json"} <= arts
     client, (compared,) = _runs(mlflow_uri, "compare")
     assert {"baseline_test_macro_f1", "transfer_test_accuracy"} <= set(compared.data.metrics)
+    # The execution's parent run carries every model's headline figures, as the DVC metrics hold them.
+    parent = client.get_run(compared.data.tags["mlflow.parentRunId"]).data
+    expected = {f"{name}_{metric}": summary[short][key] for name, short in zip(placed, summary)
+                for key, metric in (("acc", "test_accuracy"), ("f1", "test_macro_f1"), ("cat", "test_recall_cat"),
+                                    ("dog", "test_recall_dog"))}
+    assert parent.metrics == expected and len(expected) == 12
+    assert parent.params["evaluate.models"] == '["baseline", "augmented", "transfer"]'
     assert {"report/comparison.md", "report/comparison.html"} <= {a.path for a in client.list_artifacts(
         compared.info.run_id, "report")}
 

@@ -113,6 +113,15 @@ def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipelin
         write_params(repo, params)
         partial = run(["dvc", "repro"], repo, env)
         assert ran(partial) == {"augment", "train-augmented", "evaluate@augmented", "compare"}
+        # Its parent run is the pipeline's state: every param, and every model's figures, the cached ones' too.
+        (state,) = client.search_runs([exp.experiment_id], "tags.`pipeline.parent` = 'true'",
+                                      order_by=["attributes.start_time DESC"], max_results=1)
+        assert state.data.params["augment.rotation"] == "[0.0, 10.0]" and len(state.data.params) > 70
+        assert {f"{m}_test_{k}" for m in TRAINED_MODELS for k in ("accuracy", "macro_f1", "recall_cat", "recall_dog")
+                } == set(state.data.metrics)
+        assert state.data.tags["backbone"] == "efficientnet_lite0"
+        assert {state.data.tags["precision.baseline"], state.data.tags["precision.augmented"]} <= {
+            "float32", "mixed_bfloat16"}
 
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
     (workspace,) = metrics.values()
