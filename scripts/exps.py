@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=200, help="widest line (default 200; 0: no limit)")
     args, passed_on = parser.parse_known_args(argv)
+    if args.width < 0:
+        parser.error(f"--width: a number of characters, or 0 for no limit (got {args.width})")
     dvc = os.path.join(os.path.dirname(sys.executable), "dvc")
     dvc = dvc if os.path.exists(dvc) else "dvc"
     listed = subprocess.run([dvc, "exp", "show", "--json", *passed_on], capture_output=True, text=True)

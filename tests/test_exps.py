@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import re
 
-from scripts.exps import columns, keep_pattern
+import pytest
+
+from scripts.exps import columns, keep_pattern, main
 
 
 def _row(params: dict, metrics: dict | None) -> dict:
@@ -36,3 +38,11 @@ def test_the_keep_pattern_matches_exactly_the_named_columns():
                         "base.accuracy", "xbase.acc", "train.optimizer.name_x", "Created", "cifar10/paths.py")
             if pattern.match(c)]
     assert kept == ["Experiment", "base.acc", "metrics/summary.json:base.acc", "train.optimizer.name"]
+
+
+def test_a_negative_width_is_refused_in_one_line_before_dvc_runs(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not a DVC repository: DVC would fail differently
+    with pytest.raises(SystemExit) as stopped:
+        main(["--width", "-1"])
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith("--width: a number of characters, or 0 for no limit (got -1)")
