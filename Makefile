@@ -7,7 +7,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Quiet TensorFlow's C++ log lines (start-up banners, runtime notices); Python errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install repro test test-fast ui dag bench results demo studies studies-report clean
+.PHONY: install repro test test-fast ui dag exps bench results demo studies studies-report clean
 
 install: $(STAMP)
 
@@ -39,6 +39,14 @@ ui: install
 dag: install
 	dvc dag
 
+# The workspace and every DVC experiment: name, the params that differ, the headline metrics, at most
+# EXPS_WIDTH characters a line (0: the whole width, paged). EXPS_ARGS go to `dvc exp show`, e.g.
+# EXPS_ARGS="--keep 'train\.epochs'" adds a column.
+EXPS_WIDTH ?= 200
+EXPS_ARGS ?=
+exps: install
+	python -m scripts.exps --width $(EXPS_WIDTH) $(EXPS_ARGS)
+
 # PROJECT: a project whose whole pipeline was reproduced on the full data set (default: this one);
 # the whole-pipeline benchmark and RESULTS.md are measured there.
 PROJECT ?= .
@@ -50,7 +58,7 @@ results: install
 
 # The whole DAG on a small subset with few epochs, as a DVC experiment named quick-demo. It runs in a
 # temporary copy (--temp): params.yaml and the workspace stay as they are; the results are the
-# quick-demo experiment (dvc exp show) and its runs in MLflow.
+# quick-demo experiment (`make exps`, the table it ends with) and its runs in MLflow.
 # SOURCE: the dataset (default: the official release; e.g. SOURCE=../shared/data/cifar10-jpeg.tar.gz).
 SOURCE ?= https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz
 demo: install
@@ -59,7 +67,7 @@ demo: install
 	  -S download.train_per_class=300 -S download.test_per_class=100 \
 	  -S train.epochs=3 -S train.model.batch_norm_momentum=0.9 \
 	  -S transfer.backbone=efficientnet_lite0 -S transfer.weights=imagenet -S transfer.image_size=96 -S transfer.epochs=10
-	dvc exp show --only-changed --drop 'Created|State|Executor' 
+	python -m scripts.exps --width $(EXPS_WIDTH)
 
 # The study's experiments (part 2 and part 3) on the data params.yaml names, one at a time; a rerun
 # skips finished ones and resumes a stopped one. Then STUDIES.md from their MLflow records.

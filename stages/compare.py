@@ -3,8 +3,9 @@
 Reads reports/per_class/<model>.json of every model in `evaluate.models` (written by the evaluate
 stages; no test image is read here) and writes reports/comparison.{md,html} and metrics/summary.json,
 the DVC metrics (per model `acc` accuracy, `f1` macro F1 and the recall of each class made rare,
-keyed by the class: `dvc metrics show` and `dvc exp show` fit a terminal). Points the registered
-model's `champion` alias at the best model by test macro F1.
+keyed by the class, under a short model name: `dvc metrics show` and `dvc exp show` fit a terminal).
+Records the same figures on the pipeline execution's parent run in MLflow (every model's, a cached
+one's included) and points the registered model's `champion` alias at the best model by test macro F1.
 """
 from __future__ import annotations
 
@@ -20,24 +21,32 @@ SUMMARY = Path("metrics/summary.json")
 REPORT_MD, REPORT_HTML = Path("reports/comparison.md"), Path("reports/comparison.html")
 
 
-def headline(metrics: dict, minority) -> dict:
-    """The few figures a terminal view shows per model: accuracy, macro F1, the recall of each rare class.
+# The model's name in the DVC metrics: DVC's tables name a column `<model>.<key>` and twelve of them
+# share one row of `dvc exp show` (the README's `make exps` table: 232 characters with full names, 176
+# with these).
+SHORT = {"baseline": "base", "augmented": "aug", "transfer": "xfer"}
 
-    Short keys, since DVC's tables name a column `<model>.<key>` and twelve of them share one row.
-    """
+
+def headline(metrics: dict, minority) -> dict:
+    """The few figures a terminal view shows per model: accuracy, macro F1, the recall of each rare class
+    (short keys, for the same reason as SHORT)."""
     return {"acc": round(metrics["accuracy"], 4), "f1": round(metrics["macro"]["f1"], 4),
             **{c: round(metrics["per_class"][c]["recall"], 4) for c in minority}}
 
 
-def transfer_note(training_params: dict) -> str | None:
-    """How the transfer model differs from the study's (ImageNet EfficientNet-B0), from the fetch stage's
-    manifest, else the model's training run; None if it does not."""
+def transfer_backbone(training_params: dict) -> tuple[str, str | None]:
+    """(backbone, weights kind) the transfer model started from: the fetch stage's manifest, else the
+    model's training run."""
     try:
         manifest = json.loads(WEIGHTS_MANIFEST.read_text())
-        backbone, kind = manifest["backbone"], manifest["kind"]
+        return manifest["backbone"], manifest["kind"]
     except (OSError, ValueError, KeyError, TypeError):
-        backbone = training_params.get("transfer.backbone", "efficientnet_b0")
-        kind = training_params.get("transfer.weights")
+        return training_params.get("transfer.backbone", "efficientnet_b0"), training_params.get("transfer.weights")
+
+
+def transfer_note(training_params: dict) -> str | None:
+    """How the transfer model differs from the study's (ImageNet EfficientNet-B0); None if it does not."""
+    backbone, kind = transfer_backbone(training_params)
     if kind == "none":
         return ("backbone trained from random weights (transfer.weights: none), not ImageNet: "
                 "this is not transfer learning and not comparable to the study's column")
@@ -55,6 +64,7 @@ def main() -> None:
 
     from cifar10.reporting.comparison import comparison_markdown, markdown_to_html
     from cifar10.reporting.reference import STUDY
+    from cifar10.tracking.pipeline_state import record_figures
     from cifar10.tracking.registry import crown, version_by_digest
     from cifar10.tracking.runs import stage_run
 
@@ -66,9 +76,9 @@ def main() -> None:
                                        next(iter(results.values()))["test_images"], {"transfer": note} if note else {},
                                        {m: r["training_run"] for m, r in results.items() if r["training_run"]})
 
-        summary = {m: headline(r, params.imbalance.classes) for m, r in results.items()}
+        headlines = {m: headline(r, params.imbalance.classes) for m, r in results.items()}
         with atomic_output(SUMMARY) as tmp:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+            tmp.write_text(json.dumps({SHORT[m]: h for m, h in headlines.items()}, indent=2) + "\n")
         with atomic_output(REPORT_MD) as tmp:
             tmp.write_text(markdown)
         with atomic_output(REPORT_HTML) as tmp:
@@ -84,6 +94,8 @@ def main() -> None:
             tracker.set_tags({"champion": f"{champion} ({registry} v{versions[champion].version})"})
         tracker.log_artifact(REPORT_MD, "report")
         tracker.log_artifact(REPORT_HTML, "report")
+        backbone = transfer_backbone(results["transfer"]["training_params"])[0] if "transfer" in results else None
+        record_figures(tracker, headlines, results, backbone)
     crowned = f"; {registry}@champion = {champion} (best test macro F1)" if champion else ""
     print(f"compare: wrote {REPORT_MD}{crowned}", flush=True)
 

@@ -122,15 +122,14 @@ def run(cmd: list[str], cwd: Path, env: dict | None = None, timeout: int = 600) 
     return proc
 
 
-@pytest.fixture
-def dvc_repo(tmp_path, tiny_params, mlflow_uri) -> Path:
-    """A temporary git + DVC repository holding a copy of the project's code, dvc.yaml and tiny params."""
-    root = tmp_path / "repo"
+def make_repo(root: Path, params: dict) -> Path:
+    """A git + DVC repository at `root` holding a copy of the project's code, dvc.yaml and `params`,
+    committed."""
     root.mkdir()
-    for package in ("stages", "cifar10"):
+    for package in ("stages", "cifar10", "scripts"):
         shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
-    write_params(root, tiny_params)
+    write_params(root, params)
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)
@@ -138,6 +137,12 @@ def dvc_repo(tmp_path, tiny_params, mlflow_uri) -> Path:
     run(git + ["add", "-A"], root)
     run(git + ["commit", "-q", "-m", "init"], root)
     return root
+
+
+@pytest.fixture
+def dvc_repo(tmp_path, tiny_params, mlflow_uri) -> Path:
+    """A temporary git + DVC repository holding a copy of the project's code, dvc.yaml and tiny params."""
+    return make_repo(tmp_path / "repo", tiny_params)
 
 
 @pytest.fixture

@@ -137,10 +137,10 @@ def test_each_model_scored_once_then_compared(placed, tiny_test, mlflow_uri):
         assert rows[1] == f"{CLASSES[tiny_test.y[0]]},{CLASSES[pred[0]]}"
         assert Path(f"plots/confusion/{name}.png").stat().st_size > 1000
     summary = json.loads(Path("metrics/summary.json").read_text())
-    assert list(summary) == list(placed)
-    for name, pred in placed.items():
-        m, full = summary[name], json.loads(Path(f"reports/per_class/{name}.json").read_text())
-        assert list(m) == ["acc", "f1", "cat", "dog"]  # short: DVC's tables put all twelve in one row
+    assert list(summary) == ["base", "aug", "xfer"]  # short: DVC's tables put all twelve in one row
+    for name, short in zip(placed, summary):
+        m, full = summary[short], json.loads(Path(f"reports/per_class/{name}.json").read_text())
+        assert list(m) == ["acc", "f1", "cat", "dog"]
         assert m["acc"] == pytest.approx(full["accuracy"], abs=1e-4) and m["f1"] == pytest.approx(full["macro"]["f1"], abs=1e-4)
         assert m["dog"] == pytest.approx(full["per_class"]["dog"]["recall"], abs=1e-4)
     assert "## Minority classes" in Path("reports/comparison.md").read_text()
@@ -155,6 +155,13 @@ def test_each_model_scored_once_then_compared(placed, tiny_test, mlflow_uri):
     assert {"confusion/augmented.png", "metrics/augmented.json"} <= arts
     client, (compared,) = _runs(mlflow_uri, "compare")
     assert {"baseline_test_macro_f1", "transfer_test_accuracy"} <= set(compared.data.metrics)
+    # The execution's parent run carries every model's headline figures, as the DVC metrics hold them.
+    parent = client.get_run(compared.data.tags["mlflow.parentRunId"]).data
+    expected = {f"{name}_{metric}": summary[short][key] for name, short in zip(placed, summary)
+                for key, metric in (("acc", "test_accuracy"), ("f1", "test_macro_f1"), ("cat", "test_recall_cat"),
+                                    ("dog", "test_recall_dog"))}
+    assert parent.metrics == expected and len(expected) == 12
+    assert parent.params["evaluate.models"] == '["baseline", "augmented", "transfer"]'
     assert {"report/comparison.md", "report/comparison.html"} <= {a.path for a in client.list_artifacts(
         compared.info.run_id, "report")}
 
@@ -164,7 +171,7 @@ def test_subset_replaces_stale_outputs(placed, tiny_params):
     tiny_params["evaluate"]["models"] = ["augmented"]
     write_params(Path.cwd(), tiny_params)
     evaluate_all(["augmented"])
-    assert list(json.loads(Path("metrics/summary.json").read_text())) == ["augmented"]
+    assert list(json.loads(Path("metrics/summary.json").read_text())) == ["aug"]
     md = Path("reports/comparison.md").read_text()
     assert "augmented" in md and "baseline" not in md
 

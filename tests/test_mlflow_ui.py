@@ -5,7 +5,6 @@ stage runs of one pipeline execution sit under their parent run.
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -16,22 +15,16 @@ import pytest
 from cifar10.schema import Params
 from cifar10.tracking.runs import stage_run
 from cifar10.tracking.store import runs_url
+from tests.browser import CHROMIUM, FLAGS, chromium, require_browser
 from tests.servers import mlflow_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1600,1000"]
 STAGES = ("download", "imbalance-subsample", "train-baseline")
 
 
 @pytest.fixture(scope="module")
 def browser_tools():
-    if not (CHROMIUM and CHROMEDRIVER):
-        message = "Debian's chromium and chromium-driver are needed; .ci/run installs them"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_browser()
 
 
 @pytest.fixture(scope="module")
@@ -61,20 +54,12 @@ def test_the_readme_url_opens_the_runs_table_not_the_genai_overview(pipeline):
 
 
 def test_stage_runs_sit_under_their_parent(pipeline):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, experiment = pipeline
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    profile = tempfile.mkdtemp(prefix="chromium-")
-    for flag in [*FLAGS, f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chromium() as driver:
         driver.get(runs_url(url, experiment))
         wait = WebDriverWait(driver, 60)
         names = "div[col-id='attributes.`Run Name`'] a"
@@ -89,6 +74,3 @@ def test_stage_runs_sit_under_their_parent(pipeline):
         left = driver.execute_script(f'return [...document.querySelectorAll("{names}")]'
                                      ".map(a => a.getBoundingClientRect().left)")
         assert all(x > left[0] for x in left[1:]), "stage runs are indented under their parent"
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)

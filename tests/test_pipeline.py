@@ -113,11 +113,21 @@ def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipelin
         write_params(repo, params)
         partial = run(["dvc", "repro"], repo, env)
         assert ran(partial) == {"augment", "train-augmented", "evaluate@augmented", "compare"}
+        # Its parent run is the pipeline's state: every param, and every model's figures, the cached ones' too.
+        (state,) = client.search_runs([exp.experiment_id], "tags.`pipeline.parent` = 'true'",
+                                      order_by=["attributes.start_time DESC"], max_results=1)
+        assert state.data.params["augment.rotation"] == "[0.0, 10.0]" and len(state.data.params) > 70
+        assert {f"{m}_test_{k}" for m in TRAINED_MODELS for k in ("accuracy", "macro_f1", "recall_cat", "recall_dog")
+                } == set(state.data.metrics)
+        assert state.data.tags["backbone"] == "efficientnet_lite0"
+        assert {state.data.tags["precision.baseline"], state.data.tags["precision.augmented"]} <= {
+            "float32", "mixed_bfloat16"}
 
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], repo).stdout)
     (workspace,) = metrics.values()
     summary = workspace["data"]["metrics/summary.json"]["data"]
-    assert {model: set(v) for model, v in summary.items()} == {m: {"acc", "f1", "cat", "dog"} for m in TRAINED_MODELS}
+    short = ("base", "aug", "xfer")  # DVC's tables name a column <model>.<key> and twelve share a row
+    assert {model: set(v) for model, v in summary.items()} == {m: {"acc", "f1", "cat", "dog"} for m in short}
     plots = json.loads(run(["dvc", "plots", "show", "--json"], repo).stdout)["data"]
     images = [p for p in plots if p.endswith(".png")]
     assert sorted(images) == sorted(set(images)) and "plots/augment/preview.png" in images

@@ -100,4 +100,6 @@ def test_dvc_yaml_params_name_real_keys():
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
         for key in stage.get("params", []):
+            if key == {"params.yaml": None}:  # the whole file (compare records it on the parent run)
+                continue
             assert isinstance(key, str) and key in valid, f"dvc.yaml stage {name}: unknown params key {key}"

@@ -9,8 +9,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from cifar10.errors import PipelineError
-from cifar10.schema import Params
+from cifar10.schema import Params, flatten_dict
 from cifar10.paths import project_root
+from cifar10.tracking.pipeline_state import state_tags
 from cifar10.tracking.runs import stage_run
 from cifar10.tracking.store import tracking_uri
 
@@ -66,10 +67,26 @@ def test_stage_runs_are_named_tagged_grouped_and_log_their_sections(mlflow_uri, 
     assert imbalance.data.params["imbalance.classes"] == '["cat", "dog"]'
     history = MlflowClient(mlflow_uri).get_metric_history(download.info.run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(1, 1.5), (2, 1.0)]
-    # One parent run groups the pipeline execution, named after the DVC experiment.
+    # One parent run groups the pipeline execution, named after the DVC experiment, and carries the
+    # whole params.yaml under the keys `dvc exp run -S` takes.
     parent = download.data.tags["mlflow.parentRunId"]
     assert imbalance.data.tags["mlflow.parentRunId"] == parent
     assert runs["lucid-lamb"].info.run_id == parent
+    state = runs["lucid-lamb"].data.params
+    assert set(state) == set(flatten_dict(params.model_dump())) and len(state) > 70
+    assert state["train.optimizer.name"] == "adam" and state["train.model.filters"] == "[32, 64, 128]"
+
+
+def test_the_parent_tags_name_the_precision_each_model_trained_under():
+    reports = {
+        "baseline": {"training_params": {"precision": "mixed_bfloat16", "train.precision": "auto"}},
+        "augmented": {"training_params": {"train.precision": "float32"}},  # a run from before `precision`
+        "transfer": {"training_params": {}},  # no training run in this store
+    }
+    assert state_tags(reports, "efficientnet_lite0") == {
+        "backbone": "efficientnet_lite0", "precision.baseline": "mixed_bfloat16", "precision.augmented": "float32"}
+    reports["transfer"]["training_params"]["transfer.precision"] = "float32"
+    assert state_tags(reports, None)["precision.transfer"] == "float32"
 
 
 def test_a_failing_stage_leaves_its_run_failed(mlflow_uri, monkeypatch):

@@ -2,7 +2,8 @@
 
 Every stage opens exactly one run with `stage_run()`, after its params are validated and before any
 heavy work, so an unreachable server fails the stage at its start. Runs of one `dvc repro` (or one
-`dvc exp run`) sit under one parent run, named after the DVC experiment, in the UI.
+`dvc exp run`) sit under one parent run, named after the DVC experiment, in the UI; the parent carries
+the execution's state (cifar10.tracking.pipeline_state).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from typing import Any, Iterator, Sequence
 
 from cifar10.schema import Params, flatten
+from cifar10.tracking.pipeline_state import open_state
 from cifar10.tracking.provenance import run_tags
 from cifar10.tracking.store import open_store, tracking_uri
 from cifar10.tracking.tracker import Tracker, bounded_http_client
@@ -21,18 +23,19 @@ from cifar10.tracking.tracker import Tracker, bounded_http_client
 PARENT_TAG = "pipeline.parent"
 
 
-def _parent_run(client: Any, experiment_id: str, tags: dict[str, str]) -> str:
-    """Find or create the run that groups this pipeline execution's stage runs in the UI."""
+def _parent_run(client: Any, experiment_id: str, tags: dict[str, str]) -> tuple[str, bool]:
+    """Find or create the run that groups this pipeline execution's stage runs in the UI: (its id,
+    whether it was created now)."""
     found = client.search_runs(
         [experiment_id],
         filter_string=f"tags.`pipeline.group` = '{tags['pipeline.group']}' and tags.`{PARENT_TAG}` = 'true'",
         max_results=1,
     )
     if found:
-        return found[0].info.run_id
+        return found[0].info.run_id, False
     name = os.environ.get("DVC_EXP_NAME") or f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}"
     run = client.create_run(experiment_id, run_name=name, tags={**tags, PARENT_TAG: "true"})
-    return run.info.run_id
+    return run.info.run_id, True
 
 
 def peak_rss_mb() -> float:
@@ -50,11 +53,13 @@ def stage_run(stage: str, params: Params, sections: Sequence[str]) -> Iterator[T
         uri = tracking_uri()
         client, experiment_id = open_store(uri, params.tracking.experiment)
         tags = run_tags()
-        parent = _parent_run(client, experiment_id, tags)
+        parent, opened = _parent_run(client, experiment_id, tags)
         client.update_run(parent, status="RUNNING")  # the group runs while any of its stages does
         run = client.create_run(experiment_id, run_name=stage,
                                 tags={**tags, "stage": stage, "mlflow.parentRunId": parent})
-        tracker = Tracker(client, run.info.run_id, stage, experiment_id)
+        tracker = Tracker(client, run.info.run_id, stage, experiment_id, group_run_id=parent)
+        if opened:  # every stage of one execution reads the same params.yaml
+            open_state(tracker, params)
         logged: dict[str, Any] = {}
         for section in sections:
             logged.update(flatten(getattr(params, section), section))

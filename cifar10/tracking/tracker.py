@@ -59,14 +59,16 @@ class Tracker:
     A circuit breaker: after a call fails because the server is unreachable, the remaining calls of
     the run are skipped (and recorded as such) instead of each waiting for its own retries.
     `for_run` gives a handle on another run (e.g. a model's training run) that shares the breaker.
+    `group_run_id` is the parent run of the pipeline execution the run belongs to, if any.
     """
 
     def __init__(self, client: Any, run_id: str, stage: str, experiment_id: str | None = None,
-                 parent: "Tracker | None" = None):
+                 parent: "Tracker | None" = None, group_run_id: str | None = None):
         self.client = client
         self.run_id = run_id
         self.stage = stage
         self.experiment_id = experiment_id
+        self.group_run_id = group_run_id if parent is None else parent.group_run_id
         self._root = parent._root if parent is not None else self
         if parent is None:
             self.not_logged: list[str] = []
@@ -135,6 +137,7 @@ class NullTracker:
     def __init__(self, stage: str):
         self.stage = stage
         self.experiment_id = None
+        self.group_run_id = None
         self.not_logged: list[str] = []
         self.unreachable = None
 
