@@ -26,7 +26,7 @@ from pathlib import Path
 from cifar10.errors import cli_errors
 from cifar10.schema import load_params
 from cifar10.studies import record_file
-from cifar10.studies.plan import experiments
+from cifar10.studies.plan import SITTING_TAG, experiments
 from cifar10.tracking.store import tracking_uri
 from cifar10.training.backup_folders import KEEP_FINISHED_ENV, delete_backup, experiment_backups
 
@@ -98,6 +98,7 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
     recorded = record_file.load()  # a broken file stops the runner before anything runs
     client, experiment_id = _store()
     planned = [e for e in experiments() if only in (None, e.part) and (not names or e.name in names)]
+    sitting = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"  # this runner process: speed ratios pair within it
     done = {e.name for e in planned if experiment_id and finished(client, experiment_id, e.name, e.target)}
     elsewhere = {e.name for e in planned if e.name not in done and set(e.models) <= set(recorded.get(e.name, {}))}
     if experiment_id and not dry_run:  # nothing of these runs now: what a killed process left RUNNING is over
@@ -123,7 +124,8 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
             continue
         started = time.perf_counter()
         # A resumed experiment reruns every stage: a training that had finished restores from its backup.
-        env = {**os.environ, "PIPELINE_RUN_TAGS": json.dumps(exp.tags()), KEEP_FINISHED_ENV: "1"}
+        env = {**os.environ, "PIPELINE_RUN_TAGS": json.dumps({**exp.tags(), SITTING_TAG: sitting}),
+               KEEP_FINISHED_ENV: "1"}
         try:
             code = run_child(cmd, env)
         except KeyboardInterrupt:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric
 
+from cifar10.studies.plan import SITTING_TAG
 from cifar10.studies.records import Trained
 
 
@@ -30,9 +31,12 @@ def training_run(client, exp_id, name, model, accuracy, curve, seed=42, epochs=N
     client.set_terminated(rid, "FINISHED")
 
 
-def trained(name, acc, ips=500.0, val=(0.6, 0.7, 0.65), restore=True, cpu="CPU A", data=None):
+def trained(name, acc, ips=500.0, val=(0.6, 0.7, 0.65), restore=True, cpu="CPU A", data=None, sitting=None,
+            resumed_from=0):
     metrics = {"test_accuracy": acc, "test_macro_f1": acc, "test_recall_cat": 0.3, "test_recall_dog": 0.4,
                "epochs_run": len(val), "best_epoch": 2, "train_images_per_s": ips}
-    return Trained(name, "baseline", "id", metrics, {"train.early_stopping.restore_best_weights": str(restore)},
-                   {"cpu": cpu}, {"val_accuracy": list(val), "val_balanced_accuracy": list(val)},
+    return Trained(name, "baseline", "id", metrics, {"train.early_stopping.restore_best_weights": str(restore),
+                                                     "resumed_from_epoch": str(resumed_from)},
+                   {"cpu": cpu, **({SITTING_TAG: sitting} if sitting else {})},
+                   {"val_accuracy": list(val), "val_balanced_accuracy": list(val)},
                    {"data/augmented/train": data} if data else {})

@@ -88,4 +88,9 @@ def test_served_champion_agrees_with_the_predict_command(champion, workdir, tmp_
 
     assert served.shape == (10,) and abs(served.sum() - 1) < 1e-5
     assert top[0]["class"] == CIFAR10_CLASSES[int(served.argmax())]
-    np.testing.assert_allclose([by_class[c] for c in CIFAR10_CLASSES], served, atol=1e-6)
+    # predict folds batch norm into the convolutions; the served file computes it apart: the same maths to the
+    # rounding of the precision the model trained in (auto: bfloat16 on AMX, whose 8 significant bits show).
+    from cifar10.training.precision import resolve
+
+    bf16 = resolve("auto")[0] == "mixed_bfloat16"
+    np.testing.assert_allclose([by_class[c] for c in CIFAR10_CLASSES], served, atol=1e-3 if bf16 else 1e-6)

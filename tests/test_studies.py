@@ -24,9 +24,15 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
         assert [v for v, _ in variants_of(study)] == list(variants)
     part2 = [e for e in planned.values() if e.part == "part2"]
     assert len(part2) == 9 and all("imbalance.keep_fraction=1.0" in e.overrides for e in part2)
-    assert planned["part2-reference"].overrides == ("imbalance.keep_fraction=1.0", "evaluate.models=[baseline]")
-    assert planned["part2-convs-per-block-1x7x7"].overrides[2:] == ("train.model.convs_per_block=1",
+    # The study's runs are float32 whatever `auto` picks on the CPU that runs them.
+    assert planned["part2-reference"].overrides == ("imbalance.keep_fraction=1.0", "evaluate.models=[baseline]",
+                                                    "train.precision=float32")
+    assert planned["part2-convs-per-block-1x7x7"].overrides[3:] == ("train.model.convs_per_block=1",
                                                                     "train.model.kernel_size=7")
+    assert all("train.precision=float32" in e.overrides for e in planned.values() if e.part in ("part2", "part3"))
+    bf16 = [e for e in planned.values() if e.labels.get("setup") == "mixed_bfloat16"]
+    assert [e.labels["seed"] for e in bf16] == [42, 43, 44]
+    assert all("train.precision=mixed_bfloat16" in e.overrides for e in bf16)
     seeds = {e.labels["seed"] for e in planned.values() if e.part == "part3"}
     assert seeds == {42, 43, 44}
     order = list(planned)  # the band (the defaults on every seed) first, then no-restore, bf16 parity
@@ -34,12 +40,15 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
     # The defaults of seed 42 once more, on whichever CPU runs it: the same overrides and models.
     assert order[7] == "rerun-defaults-seed42" and planned[order[7]].target == "compare"
     assert planned[order[7]].overrides == planned["part3-defaults-seed42"].overrides
-    assert [planned[name].part for name in order[8:17]] == ["part2"] * 9  # then part 2, then the other setups
-    assert order[17:20] == [f"part3-{k}-seed42" for k in ("val-balanced", "val-originals", "val-accuracy")]
+    # bfloat16's other seeds and the float32 partner of the last, in one sitting for their speed ratio
+    assert order[8:11] == ["bf16-seed43", "bf16-seed44", "f32-seed44"]
+    assert planned["f32-seed44"].overrides == planned["part3-defaults-seed44"].overrides
+    assert [planned[name].part for name in order[11:20]] == ["part2"] * 9  # then part 2, then the other setups
+    assert order[20:23] == [f"part3-{k}-seed42" for k in ("val-balanced", "val-originals", "val-accuracy")]
     # The page's run table still reads one setup at a time.
-    ran = [n for n in order if n.startswith(("part3-", "bf16-", "rerun-"))][::-1]
-    assert _setup_by_setup(ran)[6:11] == ["bf16-seed42", "rerun-defaults-seed42",
-                                          *(f"part3-val-balanced-seed{s}" for s in (42, 43, 44))]
+    ran = [n for n in order if n.startswith(("part3-", "bf16-", "rerun-", "f32-"))][::-1]
+    assert _setup_by_setup(ran)[6:14] == [*(f"bf16-seed{s}" for s in (42, 43, 44)), "rerun-defaults-seed42",
+                                          "f32-seed44", *(f"part3-val-balanced-seed{s}" for s in (42, 43, 44))]
     assert planned["part3-val-originals-seed44"].target == "evaluate@augmented"  # the baseline's split is the same
     # On the augmented model's split (equal class counts) val accuracy is val balanced accuracy: val-balanced's run.
     assert planned["part3-val-accuracy-seed44"].target == "evaluate@baseline"

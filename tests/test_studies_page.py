@@ -35,7 +35,7 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     page = studies_markdown(records, "test", tmp_path / "figures")
 
     # Part 3's experiments train both CNNs: with only their baseline recorded they have not finished.
-    assert "7 of 26 planned experiments have finished" in page
+    assert "7 of 29 planned experiments have finished" in page
     activation = page.split("### activation")[1].split("###")[0]
     assert "**Holds** here: ranking by test accuracy: relu 0.8000, tanh 0.7500, sigmoid 0.6000" in activation
     assert "| sigmoid | `part2-activation-sigmoid` | 42 | `abc1234def` | float32 | Test CPU | 3 | 3 | 0.6000 | 0.6000 | 500 |" in activation
@@ -85,11 +85,17 @@ def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_i
 
     defaults = {s: {"baseline": trained(f"d{s}", acc)} for s, acc in ((42, 0.72), (43, 0.74), (44, 0.73))}
     rises = {s: {"baseline": trained(f"n{s}", 0.75, val=(0.6, 0.7, 0.72), restore=False)} for s in defaults}
-    # Seed 42's float32 runs on bf16's CPU: defaults 500, no-restore 625 images/s (val-accuracy's ran elsewhere).
-    rises[42] = {"baseline": trained("n42", 0.75, ips=625.0, val=(0.6, 0.7, 0.72), restore=False)}
+    # float32 runs of bf16's sitting and CPU: defaults 500, no-restore 625 images/s; val-accuracy's ran
+    # on another CPU, seed 43's defaults in another sitting, and seed 44's no-restore was restored from a backup.
+    defaults[42] = {"baseline": trained("d42", 0.72, sitting="one")}
+    rises[42] = {"baseline": trained("n42", 0.75, ips=625.0, val=(0.6, 0.7, 0.72), restore=False, sitting="one")}
+    defaults[43] = {"baseline": trained("d43", 0.74, ips=900.0, sitting="two")}
+    rises[44] = {"baseline": trained("n44", 0.75, ips=900.0, val=(0.6, 0.7, 0.72), restore=False, sitting="one",
+                                     resumed_from=3)}
     mixed = {**rises, 44: {"baseline": trained("n44", 0.75, val=(0.6, 0.7, 0.69), restore=False)},
-             42: {"baseline": trained("v42", 0.75, ips=100.0, val=(0.6, 0.7, 0.72), restore=False, cpu="CPU B")}}
-    bf16 = {42: {"baseline": trained("b42", 0.735, ips=250.0)}}
+             42: {"baseline": trained("v42", 0.75, ips=100.0, val=(0.6, 0.7, 0.72), restore=False, cpu="CPU B",
+                                      sitting="one")}}
+    bf16 = {42: {"baseline": trained("b42", 0.735, ips=250.0, sitting="one")}}
     lines = "\n".join(gap_lines({"defaults": defaults, "no-restore": rises, "val-accuracy": mixed,
                                  "mixed_bfloat16": bf16}))
     assert "no-restore minus the defaults, seed by seed (42, 43, 44): kept weights' val balanced accuracy +0.020" in lines
@@ -100,10 +106,10 @@ def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_i
     assert ("val-accuracy minus the defaults, seed by seed (43, 44): kept weights' val balanced accuracy" in early
             and "Does not raise val balanced accuracy on seed 44: the defaults stay, whatever its other seeds show "
             "(2 of 3 judged)." in early)
-    assert ("Inside the float32 seed band on all four test figures. Speed: 0.45x (0.40x to 0.50x) the images/s of the 2 "
-            "float32 run(s) of the same seed on the same CPU.") in lines
-    elsewhere = {42: {"baseline": trained("b42", 0.735, ips=250.0, cpu="CPU C")}}
-    assert "Speed: no float32 run of the same seed on the same CPU to set it against." in "\n".join(
+    assert ("Inside the float32 seed band on all four test figures. Speed: 0.45x (0.40x to 0.50x) the images/s of "
+            "float32 runs trained in the same sitting on the same CPU (2 pair(s), CPU A).") in lines
+    elsewhere = {42: {"baseline": trained("b42", 0.735, ips=250.0, cpu="CPU C", sitting="one")}}
+    assert "Speed: no float32 run trained in the same sitting on the same CPU to set it against." in "\n".join(
         gap_lines({"defaults": defaults, "mixed_bfloat16": elsewhere}))
     # Validating on other rows: never judged on its validation figures, which are set beside test accuracy instead.
     honest = {s: {"baseline": trained(f"o{s}", 0.70, val=(0.6, 0.71, 0.69))} for s in defaults}

@@ -21,7 +21,7 @@ from cifar10.studies.part3 import (
     metric,
     values_of,
 )
-from cifar10.studies.plan import MIXED, OWN_VALIDATION, RERUN, SEEDS
+from cifar10.studies.plan import MIXED, OWN_VALIDATION, PARTNER, RERUN, SEEDS, SITTING_TAG
 from cifar10.studies.records import Trained
 from cifar10.studies.stopping import stop_lines
 
@@ -45,28 +45,31 @@ def gap_lines(setups: Setups) -> list[str]:
                    + "; ".join(parts) + ".")
         out += rerun_lines(setups, model)
         for setup in setups:
-            if setup not in ("defaults", RERUN):
+            if setup not in ("defaults", RERUN, PARTNER):
                 out += _setup_line(setup, setups, model, ours)
     return out + validation_lines(setups["defaults"]) + stop_lines(setups) + explained_lines(setups) + ["", UNMEASURED, ""]
 
 
 def _speed(bf16: dict[int, dict[str, Trained]], setups: Setups, model: str) -> str:
-    """bfloat16's images/s over that of every float32 run of the same seed and model on the same CPU, whatever
-    its setup (a rate: the epochs a setup runs do not change it). The same training measured in two sittings
-    can differ by a third here, so one pair says little; the range shows how much is the machine."""
-    ratios = []
-    for seed, models in bf16.items():
-        if model not in models:
-            continue
-        run = models[model]
-        peers = [runs[seed][model] for setup, runs in setups.items()
-                 if setup != MIXED and model in runs.get(seed, {}) and runs[seed][model].cpu == run.cpu]
+    """bfloat16's images/s over that of every float32 run of the model trained in the same sitting of the
+    runner on the same CPU, whatever its setup and seed (a rate: neither the epochs nor the seed change it).
+    The same training measured in two sittings can differ by a third here, so pairs never cross sittings,
+    and a run restored from a backup (trained in another sitting) pairs with nothing."""
+    def trained_here(run: Trained) -> str | None:
+        return None if run.restored else run.tags.get(SITTING_TAG)
+
+    ratios, cpus = [], set()
+    for run in (models[model] for models in bf16.values() if model in models):
+        peers = [r[model] for setup, runs in setups.items() if setup != MIXED for r in runs.values()
+                 if model in r and r[model].cpu == run.cpu and trained_here(r[model])
+                 and trained_here(r[model]) == trained_here(run)]
         ratios += [run.metrics["train_images_per_s"] / p.metrics["train_images_per_s"] for p in peers]
+        cpus |= {run.cpu} if peers else set()
     if not ratios:
-        return "Speed: no float32 run of the same seed on the same CPU to set it against"
+        return "Speed: no float32 run trained in the same sitting on the same CPU to set it against"
     spread = f" ({min(ratios):.2f}x to {max(ratios):.2f}x)" if len(ratios) > 1 else ""
-    return (f"Speed: {statistics.mean(ratios):.2f}x{spread} the images/s of the {len(ratios)} float32 run(s) of the "
-            "same seed on the same CPU")
+    return (f"Speed: {statistics.mean(ratios):.2f}x{spread} the images/s of float32 runs trained in the same "
+            f"sitting on the same CPU ({len(ratios)} pair(s), {'; '.join(sorted(cpus))})")
 
 
 def _overstatement(runs: dict[int, dict[str, Trained]], model: str) -> list[float]:
@@ -125,7 +128,7 @@ def explained_lines(setups: Setups) -> list[str]:
     defaults' seed band (seed noise can explain it), inside the band of a candidate setup that ran every
     seed (its runs that reach it are named, with where they stopped), or inside neither (unexplained by
     what was measured; the closest setup mean is named)."""
-    candidates = {k: v for k, v in setups.items() if k not in ("defaults", MIXED, RERUN)}
+    candidates = {k: v for k, v in setups.items() if k not in ("defaults", MIXED, RERUN, PARTNER)}
     out = []
     for model in MODELS:
         # Like with like: the defaults' band spans every seed, so a setup's counts once it does too.

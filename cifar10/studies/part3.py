@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from cifar10.reporting.reference import STUDY
-from cifar10.studies.plan import MIXED, RERUN, SEEDS, SETUPS
+from cifar10.studies.plan import MIXED, PARTNER, RERUN, SEEDS, SETUPS
 from cifar10.studies.records import Trained
 
 MODELS = ("baseline", "augmented")
@@ -49,13 +49,13 @@ kept_val_balanced = kept("val_balanced_accuracy")
 
 def setups_of(records: dict[str, dict[str, Trained]]) -> Setups:
     """Every part-3 setup's finished runs by seed; bfloat16 parity and the defaults' rerun are setups of one seed."""
-    def one(name: str) -> dict[int, dict[str, Trained]]:
-        return {42: records[name]} if records.get(name) else {}
+    def seeds(prefix: str) -> dict[int, dict[str, Trained]]:
+        return {s: records[f"{prefix}-seed{s}"] for s in SEEDS if records.get(f"{prefix}-seed{s}")}
 
-    out: Setups = {setup: {s: records[f"part3-{setup}-seed{s}"] for s in SEEDS if records.get(f"part3-{setup}-seed{s}")}
-                   for setup in SETUPS}
-    # The rerun beside the defaults it repeats, bfloat16 last.
-    return {"defaults": out.pop("defaults"), RERUN: one("rerun-defaults-seed42"), **out, MIXED: one("bf16-seed42")}
+    out: Setups = {setup: seeds(f"part3-{setup}") for setup in SETUPS}
+    # The rerun beside the defaults it repeats, bfloat16 and its float32 partner last.
+    return {"defaults": out.pop("defaults"), RERUN: seeds("rerun-defaults"), **out, MIXED: seeds("bf16"),
+            PARTNER: seeds("f32")}
 
 
 def band(values: list[float], sign: str = "") -> str:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-PART2_COMMON = ("imbalance.keep_fraction=1.0", "evaluate.models=[baseline]")
+# The study's experiments train in float32, whatever precision this CPU's `auto` picks; bfloat16 is a
+# setup of its own (MIXED), measured against that float32 band.
+FLOAT32, BFLOAT16 = "train.precision=float32", "train.precision=mixed_bfloat16"
+PART2_COMMON = ("imbalance.keep_fraction=1.0", "evaluate.models=[baseline]", FLOAT32)
 PART3_COMMON = ("evaluate.models=[baseline,augmented]",)
 SEEDS = (42, 43, 44)
 
@@ -35,8 +38,11 @@ SETUPS: dict[str, tuple[str, ...]] = {
     "val-originals": ("train.validation_from=originals",),
     "val-accuracy": ("train.early_stopping.monitor=val_accuracy",),
 }
-# Setups of one seed beside the candidates, not candidates themselves.
-MIXED, RERUN = "mixed_bfloat16", "defaults, rerun"
+# Setups beside the candidates, not candidates themselves: bfloat16 on every seed (does it land in the
+# float32 band?), the defaults of one seed again (what the CPU alone moves), and a float32 partner run
+# in the same sitting as bfloat16 runs (their speed ratio: two sittings on one CPU can differ by a third).
+MIXED, RERUN, PARTNER = "mixed_bfloat16", "defaults, rerun", "float32 partner"
+SITTING_TAG = "studies_sitting"  # the runner process that ran an experiment: speed ratios pair within one
 # A setup that changes one model only runs that model (the stage it reproduces), and why the other would
 # train as it already has.
 SETUP_TARGETS: dict[str, tuple[str, str]] = {
@@ -92,17 +98,24 @@ def experiments() -> list[Experiment]:
     text asks about), the defaults of seed 42 once more (the CPU's share of a difference), then part 2,
     then the other candidate setups seed by seed (questions of our own, so last)."""
     def part3(setup: str, s: int) -> Experiment:
-        return Experiment(f"part3-{setup}-seed{s}", "part3", (*PART3_COMMON, f"base.seed={s}", *SETUPS[setup]),
+        return Experiment(f"part3-{setup}-seed{s}", "part3", (*PART3_COMMON, FLOAT32, f"base.seed={s}", *SETUPS[setup]),
                           SETUP_TARGETS.get(setup, ("compare",))[0], {"setup": setup, "seed": s})
 
+    def bf16(s: int) -> Experiment:
+        return Experiment(f"bf16-seed{s}", "bf16", (*PART3_COMMON, f"base.seed={s}", BFLOAT16), "compare",
+                          {"setup": MIXED, "seed": s})
+
     out = [part3(setup, s) for setup in ("defaults", "no-restore") for s in SEEDS]
-    out.append(Experiment("bf16-seed42", "bf16", (*PART3_COMMON, "base.seed=42", "train.precision=mixed_bfloat16"),
-                          "compare", {"setup": MIXED, "seed": 42}))
+    out.append(bf16(42))
     # Runs are deterministic per CPU model, not across them: the defaults of one seed again show on another
     # CPU what the CPU alone moves (the baseline; the augmented set differs too), and give that CPU's runs a
     # partner on their own CPU and data; on the same CPU they check that a run repeats.
-    out.append(Experiment("rerun-defaults-seed42", "rerun", (*PART3_COMMON, "base.seed=42"), "compare",
+    out.append(Experiment("rerun-defaults-seed42", "rerun", (*PART3_COMMON, FLOAT32, "base.seed=42"), "compare",
                           {"setup": RERUN, "seed": 42}))
+    # bfloat16's other seeds, then the float32 partner of the last, run in the same sitting.
+    out += [bf16(s) for s in SEEDS[1:]]
+    out.append(Experiment(f"f32-seed{SEEDS[-1]}", "bf16", (*PART3_COMMON, FLOAT32, f"base.seed={SEEDS[-1]}"),
+                          "compare", {"setup": PARTNER, "seed": SEEDS[-1]}))
     seen: dict[tuple[str, ...], Experiment] = {}
     for study, variants in PART2.items():
         for variant, overrides in variants.items():

@@ -31,7 +31,13 @@ class Trained:
 
     @property
     def precision(self) -> str:
-        return self.params.get("train.precision", "?")
+        """The policy it trained in (`precision`, logged since `auto` exists), else the one it asked for."""
+        return self.params.get("precision") or self.params.get("train.precision", "?")
+
+    @property
+    def restored(self) -> bool:
+        """Whether some of its epochs were trained by an earlier sitting and restored from a backup."""
+        return self.params.get("resumed_from_epoch", "0") != "0"
 
     @property
     def commit(self) -> str:

@@ -49,7 +49,7 @@ def part3_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
     out += ["### Runs", "",
             "| experiment | model | seed | precision | commit | CPU | training data (MD5) | epochs (best) | test accuracy "
             "| images/s |", "| --- | --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: |"]
-    for name in _setup_by_setup([n for n in records if n.startswith(("part3-", "bf16-", "rerun-"))]):
+    for name in _setup_by_setup([n for n in records if n.startswith(("part3-", "bf16-", "rerun-", "f32-"))]):
         for model, r in records[name].items():
             out.append(f"| `{name}` | {model} | {r.seed} | {r.precision} | `{r.commit}` | {r.cpu} | {r.training_data} | "
                        f"{int(r.metrics['epochs_run'])} ({int(r.metrics['best_epoch'])}) | "
