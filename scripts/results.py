@@ -64,6 +64,14 @@ def stage_notes(stage: str, metrics: dict[str, float], params: dict[str, str]) -
     return ""
 
 
+def precision_used(params: dict[str, str]) -> str:
+    """The precision a stage's run computed in: `precision` (and the transfer stage's `precision_training`)."""
+    used, training = params.get("precision"), params.get("precision_training")
+    if used and training and training != used:
+        return f"{used} / {training}"
+    return used or ""
+
+
 def results_markdown(project: Path) -> str:
     runs = latest_stage_runs(project)
     missing = [s for s in STAGES if s not in runs]
@@ -71,8 +79,10 @@ def results_markdown(project: Path) -> str:
         raise SystemExit(f"error: no finished `dvc repro` run in {project} for stage(s) {', '.join(missing)}")
     report = (project / "reports" / "comparison.md").read_text()
     by_commit: dict[str, list[str]] = {}
+    by_cpu: dict[str, list[str]] = {}
     for stage, run in runs.items():
         by_commit.setdefault(run.data.tags.get("git_commit", "unknown")[:10], []).append(stage)
+        by_cpu.setdefault(run.data.tags.get("cpu", "unknown CPU"), []).append(stage)
     finished = time.strftime("%Y-%m-%d", time.gmtime(runs["compare"].info.end_time / 1000))
     weights = runs["transfer"].data.params.get("transfer.weights", "?")
     backbone = runs["transfer"].data.params.get("transfer.backbone", "efficientnet_b0")
@@ -86,7 +96,9 @@ def results_markdown(project: Path) -> str:
             f"- Runs: each stage's latest finished `dvc repro` run ({len(groups)} `dvc repro` "
             f"execution{'s' if len(groups) > 1 else ''}), finished on {finished}",
             "- Code: " + "; ".join(f"commit `{c}` ({', '.join(stages)})" for c, stages in by_commit.items()),
-            f"- Machine: {machine()}"]
+            "- CPU the stages ran on (their runs' `cpu` tag): " + "; ".join(
+                f"{cpu} ({', '.join(stages)})" if len(by_cpu) > 1 else cpu for cpu, stages in by_cpu.items()),
+            f"- Machine writing this page: {machine()}"]
     if weights == "none":
         out += ["", "> **The transfer model is not transfer learning.** This run used `transfer.weights: none`, "
                 "not the ImageNet weights: its EfficientNet-B0 is frozen with *random* weights and only the head "
@@ -101,15 +113,16 @@ def results_markdown(project: Path) -> str:
     out += [f"| `{k}` | `{a}` | `{b}` |" for k, (a, b) in changes.items()] or ["| (nothing) | | |"]
 
     out += ["", "## Cost of each stage", "", "Wall time and peak resident memory of each stage's process, as "
-            "logged to MLflow (`stage_wall_time_s`, `peak_rss_mb`).", "",
-            "| stage | wall time | peak RSS | what it did |", "| --- | ---: | ---: | --- |"]
+            "logged to MLflow (`stage_wall_time_s`, `peak_rss_mb`), and the precision it computed in (its run's "
+            "`precision` param: `auto` resolved on that CPU; the transfer stage's frozen pass / its training).", "",
+            "| stage | wall time | peak RSS | precision | what it did |", "| --- | ---: | ---: | --- | --- |"]
     total = 0.0
     for stage in STAGES:
         m, p = runs[stage].data.metrics, runs[stage].data.params
         total += m["stage_wall_time_s"]
         out.append(f"| {stage} | {duration(m['stage_wall_time_s'])} | {m['peak_rss_mb']:,.0f} MiB | "
-                   f"{stage_notes(stage, m, p)} |")
-    out.append(f"| **all stages** | **{duration(total)}** | | |")
+                   f"{precision_used(p)} | {stage_notes(stage, m, p)} |")
+    out.append(f"| **all stages** | **{duration(total)}** | | | |")
 
     body = report.split("\n", 1)[1].lstrip("\n")  # the report's own title is replaced by this file's
     out += ["", "## Per-class results beside the study's", "",

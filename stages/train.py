@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> None:
         train_ds = dataset.load(train_path)
         # A multi-worker run does not resume: every worker would have to restore the same epoch, and
         # the workers cannot agree on one before they train together; it restarts from epoch 1.
+        # Logit adjustment comes after training: a finished training's backup serves any setting of it.
         backup = None if cluster.name == "multi_worker" else backup_folder(
-            variant, [cfg.model_dump(), params.base.model_dump()], train_path)
+            variant, [cfg.model_dump(exclude={"logit_adjustment"}), params.base.model_dump()], train_path)
         label = f"{stage}: " if cluster.is_chief else f"{stage} ({cluster.task_type} {cluster.task_index}): "
         print(f"{label}precision {policy} ({why})", file=sys.stderr)
         tracker.log_params({"precision": policy})
@@ -87,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
         if info["resumed_from_epoch"]:  # its first epochs were trained by an earlier sitting, maybe elsewhere
             tracker.set_tags(trained_by_tags(info["sittings"], sitting))
         tracker.log_metrics({k: info[k] for k in ("best_epoch", "epochs_run", "train_seconds", "params_total",
-                                                  "params_trainable", "params_non_trainable")}
+                                                  "params_trainable", "params_non_trainable",
+                                                  "logit_adjustment_tau", "val_balanced_accuracy_unadjusted",
+                                                  "val_balanced_accuracy_adjusted") if k in info}
                             | {"train_images_per_s": info["images_per_s"]})
         tracker.log_params({"train_images": info["train_images"], "val_images": info["val_images"],
                             "resumed_from_epoch": info["resumed_from_epoch"], "replicas": cluster.replicas})
@@ -100,8 +103,11 @@ def main(argv: list[str] | None = None) -> None:
         tracker.log_datasets([dataset_input(train_path, train_ds, "training")])
         register(tracker, model, out_model, params.tracking.registered_model, variant, train_ds.x)
         finish_backup(backup)  # kept while the studies runner's experiment is unfinished
+    adjusted = (f", logits adjusted with tau {info['logit_adjustment_tau']:g} (val balanced accuracy "
+                f"{info['val_balanced_accuracy_unadjusted']:.4f} -> {info['val_balanced_accuracy_adjusted']:.4f})"
+                if "logit_adjustment_tau" in info else "")
     print(f"{stage}: best epoch {info['best_epoch']} of {info['epochs_run']}, "
-          f"{info['images_per_s']:.0f} images/s -> {out_model}")
+          f"{info['images_per_s']:.0f} images/s{adjusted} -> {out_model}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from cifar10.tracking.provenance import cpu_model
+from cifar10.training.precision import resolve
 from tests.conftest import REPO, run, write_params
 from tests.servers import mlflow_server
 
@@ -88,6 +90,11 @@ def test_whole_dag_with_a_tracking_server_cache_partial_rerun_and_remote(pipelin
         assert f"| `download.source` | `{tiny_params['download']['source']}` | `{served_release[0]}` |" in text
         assert "is EfficientNet-Lite0, not the study's EfficientNet-B0" in text and "### Recall per class" in text
         assert "not transfer learning" not in text
+        # the CPU the stages ran on and the precision each computed in (auto, resolved on that CPU)
+        assert f"- CPU the stages ran on (their runs' `cpu` tag): {cpu_model()}" in text
+        assert re.search(rf"\| train-baseline \| [^|]+ \| [^|]+ \| {resolve('auto')[0]} \|", text)
+        transfer_precision = f"{resolve('auto', 'frozen')[0]} / float32".replace("float32 / float32", "float32")
+        assert re.search(rf"\| transfer \| [^|]+ \| [^|]+ \| {transfer_precision} \|", text)
 
         again = run(["dvc", "repro"], repo, env)
         assert ran(again) == set() and "up to date" in again.stdout

@@ -144,7 +144,10 @@ def layer_seeds(seed: int, n: int) -> list[int]:
 
 
 def build_layers(cfg: AugmentParams, seed: int) -> list:
-    """The preprocessing layers of `cfg.policy`, each seeded; identity transforms are left out."""
+    """The preprocessing layers of `cfg.policy`, each seeded; identity transforms are left out (all of
+    them for `oversample`, whose synthetic rows are exact copies)."""
+    if cfg.policy == "oversample":
+        return []
     seeds = iter(layer_seeds(seed, 8))
     # Some keras-cv layers ignore their seed: RandAugment's colour degeneration draws from the
     # global generator, some of its ops from TF's global seed. Seed both (this also lets them run

@@ -68,7 +68,9 @@ def augment(
     n = len(ds)
     x = np.empty((n + len(rows), *ds.x.shape[1:]), dtype=np.uint8)
     x[:n] = ds.x
-    if len(rows):
+    if len(rows) and cfg.policy == "oversample":  # plain random oversampling: exact copies
+        x[n:] = ds.x[rows]
+    elif len(rows):
         from cifar10.augmentation.layers import augment_rows, make_augmenter  # TF: only when needed
 
         augment_rows(augmenter or make_augmenter(cfg, seed), ds.x, rows, x[n:], cfg.batch_size)

@@ -8,12 +8,13 @@ The params schema has already rejected architectures that cannot be built (cifar
 """
 from __future__ import annotations
 
-from cifar10.schema.train import IMAGE_SIDE, ModelParams
+from cifar10.schema.train import IMAGE_SIDE, ModelParams, OnlineAugmentationParams
 
 IMAGE_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 3)
 
 
-def build_cnn(cfg: ModelParams, n_classes: int = 10, fused_batch_norm: bool = False):
+def build_cnn(cfg: ModelParams, n_classes: int = 10, fused_batch_norm: bool = False,
+              online: OnlineAugmentationParams | None = None):
     """Build (not compile) the CNN: conv blocks, then hidden dense layers, then a softmax output.
 
     Per block: [Conv2D -> BatchNorm -> activation] x convs_per_block, MaxPool 2x2, Dropout.
@@ -21,6 +22,9 @@ def build_cnn(cfg: ModelParams, n_classes: int = 10, fused_batch_norm: bool = Fa
     The softmax runs in float32 even under a mixed-precision policy, so probabilities stay exact.
     `fused_batch_norm` computes batch norm with TensorFlow's fused kernel (the same maths, a third
     faster to train on a CPU; cifar10.models.fused_bn), for training; save `to_stock(model)`.
+    `online`: random flip / translation layers after the scaling, active in training only (Keras'
+    preprocessing layers pass images through unchanged at inference); they have no weights, so the
+    parameter count stays the study's.
     """
     import keras
     from keras import layers
@@ -35,6 +39,12 @@ def build_cnn(cfg: ModelParams, n_classes: int = 10, fused_batch_norm: bool = Fa
     # The bias is redundant before batch norm (its beta shifts the same way) but the study's count includes it.
     inputs = keras.Input(shape=IMAGE_SHAPE, dtype="uint8", name="image")
     x = layers.Rescaling(1.0 / 255, name="scale")(inputs)
+    # float32 whatever the policy: the image resampling has no bfloat16 kernel, and it is cheap.
+    if online is not None and online.flip:
+        x = layers.RandomFlip("horizontal", dtype="float32", name="online_flip")(x)
+    if online is not None and online.translate:
+        x = layers.RandomTranslation(online.translate, online.translate, fill_mode="reflect", dtype="float32",
+                                     name="online_translate")(x)
     for block, (filters, rate) in enumerate(zip(cfg.filters, cfg.conv_dropout), start=1):
         for conv in range(1, cfg.convs_per_block + 1):
             x = layers.Conv2D(filters, cfg.kernel_size, padding="same", name=f"block{block}_conv{conv}",

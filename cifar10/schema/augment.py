@@ -17,7 +17,7 @@ def _at_most_180(pair: list[float]) -> list[float]:
 class AugmentParams(Section):
     """Transforms and targets of the offline rebalancing; see cifar10/augmentation/layers.py for semantics."""
 
-    policy: Literal["seed", "randaugment"] = "seed"
+    policy: Literal["seed", "randaugment", "oversample"] = "seed"
     classes: ClassList | None = None
     target: Literal["max"] | Annotated[int, Field(ge=1)] = "max"
     rotation: Annotated[list[float], ordered_range(lo_min=0), AfterValidator(_at_most_180)] = [0.0, 30.0]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from cifar10.schema.common import Distribution, Precision, Section
 
@@ -70,6 +70,23 @@ class OptimizerParams(Section):
     name: Literal["adam", "sgd", "rmsprop", "adadelta"] = "adam"
     learning_rate: float = Field(0.001, gt=0, le=10)
     momentum: float = Field(0.9, ge=0, lt=1)
+    schedule: Literal["constant", "cosine"] = "constant"
+
+
+# Remedies for the class imbalance (all off by default: the defaults are the study's setup).
+class LossParams(Section):
+    name: Literal["cross_entropy", "focal"] = "cross_entropy"
+    focal_gamma: float = Field(2.0, ge=0, le=10)
+
+
+class OnlineAugmentationParams(Section):
+    flip: bool = False
+    translate: float = Field(0.0, ge=0, lt=0.5)
+
+
+class MixParams(Section):
+    kind: Literal["none", "mixup", "cutmix"] = "none"
+    alpha: float = Field(0.2, gt=0, le=10)
 
 
 class EarlyStoppingParams(Section):
@@ -89,3 +106,15 @@ class TrainParams(Section):
     validation_from: Literal["all", "originals"] = "all"
     precision: Precision = "auto"
     distribution: Distribution = "none"
+    class_weight: Literal["none", "inverse_frequency"] = "none"
+    loss: LossParams = LossParams()
+    online_augmentation: OnlineAugmentationParams = OnlineAugmentationParams()
+    mix: MixParams = MixParams()
+    logit_adjustment: Literal["none", "validation"] = "none"
+
+    @model_validator(mode="after")
+    def _mixing_needs_one_device(self) -> "TrainParams":
+        if self.mix.kind != "none" and self.distribution != "none":
+            raise ValueError(f"mix.kind: none under distribution {self.distribution} (mixup and cutmix run in the "
+                             f"single-device input stream; got {self.mix.kind})")
+        return self

@@ -13,7 +13,8 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="cifar10")
 class BalancedAccuracy(keras.metrics.Metric):
-    """Mean recall over the classes present in the labels seen so far (sparse integer labels)."""
+    """Mean recall over the classes present in the labels seen so far (integer labels, or label
+    distributions such as mixup's, read as their largest class)."""
 
     def __init__(self, n_classes: int, name: str = "balanced_accuracy", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -22,6 +23,8 @@ class BalancedAccuracy(keras.metrics.Metric):
         self.seen = self.add_variable((n_classes,), initializer="zeros", name="seen")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        if len(y_true.shape) == len(y_pred.shape):  # one-hot or mixed: the class with the largest share
+            y_true = ops.argmax(y_true, axis=-1)
         labels = ops.reshape(ops.cast(y_true, "int32"), (-1,))
         per_class = ops.one_hot(labels, self.n_classes, dtype="float32")
         correct = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), labels), "float32")

@@ -14,6 +14,7 @@ import numpy as np
 from cifar10.data.dataset import Dataset
 from cifar10.data.splits import split_rows, validation_source
 from cifar10.schema.train import TrainParams
+from cifar10.training import remedies
 from cifar10.training.distribution import Cluster, describe_shard, make_cluster, sharded_batches
 from cifar10.training.history import EpochHistory
 from cifar10.training.inputs import eval_batches, train_batches
@@ -27,17 +28,19 @@ class TrainResult:
     shard: dict  # under a strategy: the rows this worker trained on (distribution.describe_shard)
 
 
-def make_optimizer(cfg: TrainParams):
+def make_optimizer(cfg: TrainParams, steps_per_epoch: int = 1):
     import keras
 
-    opt = cfg.optimizer
+    from cifar10.training.remedies import learning_rate
+
+    opt, rate = cfg.optimizer, learning_rate(cfg, steps_per_epoch)
     if opt.name == "adam":
-        return keras.optimizers.Adam(opt.learning_rate)
+        return keras.optimizers.Adam(rate)
     if opt.name == "sgd":
-        return keras.optimizers.SGD(opt.learning_rate, momentum=opt.momentum)
+        return keras.optimizers.SGD(rate, momentum=opt.momentum)
     if opt.name == "rmsprop":
-        return keras.optimizers.RMSprop(opt.learning_rate, momentum=opt.momentum)
-    return keras.optimizers.Adadelta(opt.learning_rate)
+        return keras.optimizers.RMSprop(rate, momentum=opt.momentum)
+    return keras.optimizers.Adadelta(rate)
 
 
 def _build_compiled_state(model, x, y) -> None:
@@ -50,9 +53,10 @@ def _build_compiled_state(model, x, y) -> None:
 
 
 def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tuple[np.ndarray, np.ndarray],
-                 fused_batch_norm: bool = True):
+                 fused_batch_norm: bool = True, loss="sparse_categorical_crossentropy", steps_per_epoch: int = 1):
     """The CNN built and compiled under the cluster's strategy and `cfg.precision` (auto: this CPU's
-    rule), with batch norm on TensorFlow's fused kernel (save `cifar10.models.fused_bn.to_stock(model)`)."""
+    rule), with batch norm on TensorFlow's fused kernel (save `cifar10.models.fused_bn.to_stock(model)`).
+    `loss` and `steps_per_epoch` (the cosine schedule's unit): as the remedies in `cfg` ask."""
 
     from cifar10.models.cnn import build_cnn
     from cifar10.training.balanced_accuracy import BalancedAccuracy
@@ -60,8 +64,9 @@ def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tup
     from cifar10.training.runtime import precision
 
     with precision(resolve(cfg.precision)[0]), cluster.scope():
-        model = build_cnn(cfg.model, n_classes=n_classes, fused_batch_norm=fused_batch_norm)
-        model.compile(optimizer=make_optimizer(cfg), loss="sparse_categorical_crossentropy",
+        model = build_cnn(cfg.model, n_classes=n_classes, fused_batch_norm=fused_batch_norm,
+                          online=cfg.online_augmentation)
+        model.compile(optimizer=make_optimizer(cfg, steps_per_epoch), loss=loss,
                       metrics=["accuracy", BalancedAccuracy(n_classes)],
                       jit_compile=False)  # XLA is several times slower on CPU
         if cluster.strategy is not None:
@@ -98,7 +103,10 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
     train_rows, val_rows = split_rows(train_ds.y, cfg.validation_split, seed, cfg.train_size, source=source)
     cluster = cluster or make_cluster(cfg.distribution)
     seed_everything(seed, deterministic)
-    model = compiled_cnn(cfg, len(train_ds.classes), cluster, (train_ds.x[:1], train_ds.y[:1]), fused_batch_norm)
+    n_classes, mixing = len(train_ds.classes), remedies.mix(cfg, len(train_ds.classes))
+    labels = np.eye(n_classes, dtype=np.float32)[train_ds.y] if mixing else train_ds.y  # mixing makes them one-hot
+    model = compiled_cnn(cfg, n_classes, cluster, (train_ds.x[:1], labels[:1]), fused_batch_norm,
+                         remedies.loss(cfg, train_ds.y[train_rows], n_classes), math.ceil(len(train_rows) / cfg.batch_size))
 
     history = history or EpochHistory()
     es = ResumableEarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience,
@@ -117,9 +125,9 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
     shard: dict = {}
     if cluster.strategy is None:
         train_data = train_batches(train_ds.x[train_rows], train_ds.y[train_rows], cfg.batch_size, seed,
-                                   first_epoch, cfg.epochs)
+                                   first_epoch, cfg.epochs, mixing)
         steps, val_steps = math.ceil(len(train_rows) / cfg.batch_size), None
-        val_data = eval_batches(train_ds.x[val_rows], train_ds.y[val_rows], cfg.batch_size)
+        val_data = eval_batches(train_ds.x[val_rows], train_ds.y[val_rows], cfg.batch_size, n_classes if mixing else 0)
     else:
         x, y = train_ds.x, train_ds.y
         train_data, found = sharded_batches(cluster, x, y, train_rows, cfg.batch_size, seed,
@@ -146,6 +154,11 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
         if cfg.early_stopping.restore_best_weights and es.best_weights is not None:
             model.set_weights(es.best_weights)
         seconds_here = 0.0
+    adjusted = {}
+    if cfg.logit_adjustment == "validation":  # after the kept weights are in place; never on the test set
+        adjusted = remedies.adjust_logits(model, train_ds.x[val_rows], train_ds.y[val_rows],
+                                          train_ds.y[remedies.originals(train_ds.extra, train_rows)], n_classes,
+                                          cfg.batch_size)
     if seconds_before is None:  # a backup that did not keep its time: only this sitting's epochs count
         epochs_timed, seconds = len(history.rows) - first_epoch, seconds_here
     else:
@@ -160,6 +173,7 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
         "train_seconds": seconds,
         "precision": resolve(cfg.precision)[0],
         "sittings": sittings,  # who trained the epochs: [{"cpu", "commit", "epochs"}], None if unknown
+        **adjusted,
         "images_per_s": epochs_timed * len(train_rows) / seconds if epochs_timed and seconds > 0 else 0.0,
         **param_counts(model),
     }

@@ -10,11 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 
-def train_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_epoch: int, epochs: int):
+def train_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_epoch: int, epochs: int,
+                  mix: tuple[str, float, int] | None = None):
     """Batches for epochs [first_epoch, epochs) in one stream.
 
     Each epoch's order is a pure function of (seed, epoch), so a resumed run sees exactly the batches
-    an uninterrupted one would have.
+    an uninterrupted one would have. `mix`: (mixup | cutmix, alpha, number of classes) mixes every
+    batch, seeded per epoch too (labels then come one-hot, mixed).
     """
     import tensorflow as tf
 
@@ -25,16 +27,32 @@ def train_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_epo
         order = tf.random.experimental.stateless_shuffle(rows, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
         return tf.data.Dataset.from_tensor_slices(order).batch(batch)
 
-    ds = tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)
-    return _fixed(ds.map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx))))
+    def gathered(ds):
+        return ds.map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx)))
+
+    if mix is None or first_epoch >= epochs:
+        return _fixed(gathered(tf.data.Dataset.range(first_epoch, epochs).flat_map(one_epoch)))
+    from cifar10.training.mixing import mixer
+
+    kind, alpha, n_classes = mix
+    epochs_ = [gathered(one_epoch(tf.constant(e, tf.int64))).map(mixer(kind, alpha, seed, e, n_classes))
+               for e in range(first_epoch, epochs)]
+    ds = epochs_[0]
+    for more in epochs_[1:]:
+        ds = ds.concatenate(more)
+    return _fixed(ds)
 
 
-def eval_batches(x: np.ndarray, y: np.ndarray | None, batch: int):
-    """Batches of images (and labels, if given) in file order."""
+def eval_batches(x: np.ndarray, y: np.ndarray | None, batch: int, one_hot: int = 0):
+    """Batches of images (and labels, if given) in file order; `one_hot`: that many classes, labels one-hot
+    (to match training labels that mixup or cutmix made distributions)."""
     import tensorflow as tf
 
     items = x if y is None else (x, y)
-    return _fixed(tf.data.Dataset.from_tensor_slices(items).batch(batch))
+    ds = tf.data.Dataset.from_tensor_slices(items).batch(batch)
+    if y is not None and one_hot:
+        ds = ds.map(lambda images, labels: (images, tf.one_hot(labels, one_hot)))
+    return _fixed(ds)
 
 
 def _fixed(ds):

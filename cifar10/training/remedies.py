@@ -1,0 +1,58 @@
+"""What the imbalance remedies of the `train` params change in a training run, in one place.
+
+Each is off by default (the study's setup): class weights and the focal loss change the loss
+(cifar10.training.losses), mixup/cutmix the batches (cifar10.training.mixing), online augmentation the
+model's first layers (cifar10.models.cnn), the cosine schedule the learning rate, and logit adjustment
+the trained model's output bias (cifar10.training.logit_adjustment). Oversampling is the augment
+stage's `policy: oversample`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cifar10.schema.train import TrainParams
+
+
+def loss(cfg: TrainParams, train_labels: np.ndarray, n_classes: int):
+    """Keras' sparse cross-entropy for the study's setup, else the remedies' loss."""
+    from cifar10.training.losses import ImbalanceLoss, inverse_frequency
+
+    gamma = cfg.loss.focal_gamma if cfg.loss.name == "focal" else 0.0
+    weights = inverse_frequency(train_labels, n_classes) if cfg.class_weight == "inverse_frequency" else None
+    if not gamma and weights is None and cfg.mix.kind == "none":
+        return "sparse_categorical_crossentropy"
+    return ImbalanceLoss(n_classes, gamma, weights)
+
+
+def learning_rate(cfg: TrainParams, steps_per_epoch: int):
+    """The optimizer's learning rate: constant, or cosine decay to 0 over `epochs` epochs."""
+    import keras
+
+    if cfg.optimizer.schedule == "constant":
+        return cfg.optimizer.learning_rate
+    return keras.optimizers.schedules.CosineDecay(cfg.optimizer.learning_rate, steps_per_epoch * cfg.epochs)
+
+
+def mix(cfg: TrainParams, n_classes: int) -> tuple[str, float, int] | None:
+    """train_batches' `mix` argument: None, or (mixup | cutmix, alpha, classes)."""
+    return None if cfg.mix.kind == "none" else (cfg.mix.kind, cfg.mix.alpha, n_classes)
+
+
+def originals(extra: dict, rows: np.ndarray) -> np.ndarray:
+    """The rows that are original images (a rebalanced set's synthetic copies add no information about
+    the prior the model learnt from)."""
+    synthetic = extra.get("synthetic")
+    return rows if synthetic is None else rows[~synthetic[rows]]
+
+
+def adjust_logits(model, x_val: np.ndarray, y_val: np.ndarray, prior_labels: np.ndarray, n_classes: int,
+                  batch: int) -> dict:
+    """Logit adjustment with tau chosen on the validation rows; the run facts to log."""
+    from cifar10.reporting.scoring import predict_proba
+    from cifar10.training.logit_adjustment import adjust, choose_tau, prior
+
+    pi = prior(prior_labels, n_classes)
+    tau, scores = choose_tau(predict_proba(model, x_val, batch), y_val, pi)
+    adjust(model, tau, pi)
+    return {"logit_adjustment_tau": tau, "val_balanced_accuracy_unadjusted": scores[0.0],
+            "val_balanced_accuracy_adjusted": scores[tau]}
