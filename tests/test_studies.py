@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from cifar10.studies.plan import PART2, experiments, variants_of
+from cifar10.studies.plan import PART2, REMEDY_PROTOCOL, experiments, variants_of
 from cifar10.studies.report import _setup_by_setup
 from tests.conftest import run
 
@@ -45,6 +45,15 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
     assert planned["f32-seed44"].overrides == planned["part3-defaults-seed44"].overrides
     assert [planned[name].part for name in order[11:20]] == ["part2"] * 9  # then part 2, then the other setups
     assert order[20:23] == [f"part3-{k}-seed42" for k in ("val-balanced", "val-originals", "val-accuracy")]
+    # Beyond the study, last: every remedy on one protocol, in the precision the machine picks, seed by seed.
+    remedies = [e for e in planned.values() if e.part == "remedies"]
+    assert len(remedies) >= 7 * 3 and order[-len(remedies):] == [e.name for e in remedies]
+    assert {e.labels["seed"] for e in remedies[:len(remedies) // 3]} == {42}
+    assert all(set(REMEDY_PROTOCOL) <= set(e.overrides) and not any("precision" in o for o in e.overrides)
+               for e in remedies)
+    assert planned["remedy-oversampling-seed42"].target == "evaluate@augmented"
+    assert "augment.policy=oversample" in planned["remedy-oversampling-seed42"].overrides
+    assert planned["remedy-mixup-seed43"].target == "evaluate@baseline"
     # The page's run table still reads one setup at a time.
     ran = [n for n in order if n.startswith(("part3-", "bf16-", "rerun-", "f32-"))][::-1]
     assert _setup_by_setup(ran)[6:14] == [*(f"bf16-seed{s}" for s in (42, 43, 44)), "rerun-defaults-seed42",

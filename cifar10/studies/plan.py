@@ -59,10 +59,31 @@ SETUP_TARGETS: dict[str, tuple[str, str]] = {
 OWN_VALIDATION = frozenset({"val-originals"})
 
 
+# Beyond the study: remedies for its 90% cut of cat and dog, on the study's CNN, all under one protocol:
+# validation from original images only (no synthetic variant of a validation image in training), early
+# stopping and every choice (tau too) on validation balanced accuracy, room for the slower remedies.
+REMEDY_PROTOCOL = ("train.validation_from=originals", "train.early_stopping.monitor=val_balanced_accuracy",
+                   "train.early_stopping.patience=8", "train.epochs=60")
+ONLINE = ("train.online_augmentation.flip=true", "train.online_augmentation.translate=0.125")
+# remedy -> (the model it trains: the imbalanced set's, or the rebalanced set's), its overrides
+REMEDIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "none": ("baseline", ()),
+    "offline augmentation": ("augmented", ()),  # the study's remedy
+    "class weights": ("baseline", ("train.class_weight=inverse_frequency",)),
+    "oversampling": ("augmented", ("augment.policy=oversample",)),
+    "focal loss": ("baseline", ("train.loss.name=focal",)),
+    "online augmentation": ("baseline", ONLINE),
+    "mixup": ("baseline", ("train.mix.kind=mixup",)),
+    "logit adjustment": ("baseline", ("train.logit_adjustment=validation",)),
+    # Chosen before any remedy ran: the study's remedy with the two that compose with any training set.
+    "offline + online + logit adjustment": ("augmented", (*ONLINE, "train.logit_adjustment=validation")),
+}
+
+
 @dataclass(frozen=True)
 class Experiment:
     name: str
-    part: str  # part2 | part3 | bf16
+    part: str  # part2 | part3 | bf16 | rerun | remedies
     overrides: tuple[str, ...]
     target: str  # the stage DVC reproduces
     labels: dict = field(default_factory=dict, hash=False)  # study/variant or setup/seed, for the report
@@ -88,7 +109,8 @@ class Experiment:
 
 
 def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower().replace(",", ""))
+    dashed = "".join(c if c.isalnum() else "-" for c in text.lower().replace(",", ""))
+    return "-".join(part for part in dashed.split("-") if part)
 
 
 def experiments() -> list[Experiment]:
@@ -129,7 +151,16 @@ def experiments() -> list[Experiment]:
             out.append(exp)
     # Seed by seed: every candidate gets its first paired comparison before any gets its third.
     candidates = [setup for setup in SETUPS if setup not in ("defaults", "no-restore")]
-    return out + [part3(setup, s) for s in SEEDS for setup in candidates]
+    out += [part3(setup, s) for s in SEEDS for setup in candidates]
+    return out + [remedy(name, s) for s in SEEDS for name in REMEDIES]  # each remedy's first seed first
+
+
+def remedy(name: str, seed: int) -> Experiment:
+    """One remedy on one seed, in the precision the machine picks (auto)."""
+    model, overrides = REMEDIES[name]
+    return Experiment(f"remedy-{_slug(name)}-seed{seed}", "remedies",
+                      (f"evaluate.models=[{model}]", *REMEDY_PROTOCOL, f"base.seed={seed}", *overrides),
+                      f"evaluate@{model}", {"setup": name, "seed": seed})
 
 
 def variants_of(study: str) -> list[tuple[str, Experiment]]:

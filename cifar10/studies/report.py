@@ -12,6 +12,7 @@ from cifar10.studies.gap import gap_lines
 from cifar10.studies.part2 import part2_section
 from cifar10.studies.part3 import band_figure, band_tables, setups_of
 from cifar10.studies.plan import RERUN, SETUP_TARGETS, experiments
+from cifar10.studies.remedies import remedies_section
 from cifar10.studies.records import Trained
 from cifar10.studies.stopping import stop_figure, stop_lines
 
@@ -67,4 +68,5 @@ def studies_markdown(records: dict[str, dict[str, Trained]], command: str, figur
            "experiments have finished.", ""]
     if todo:
         out += ["**Still to run** (`python -m scripts.studies run` resumes): " + ", ".join(f"`{t}`" for t in todo), ""]
-    return "\n".join(out + part2_section(records, figures) + part3_section(records, figures))
+    return "\n".join(out + part2_section(records, figures) + part3_section(records, figures)
+                     + remedies_section(records, figures))
