@@ -35,7 +35,8 @@ def shrink_params(params: dict) -> dict:
     p["train"].update(epochs=1, batch_size=16)
     p["train"]["early_stopping"]["patience"] = 1
     p["transfer"].update(
-        weights="none", image_size=32, epochs=1, batch_size=16, embed_batch_size=16
+        weights="none", image_size=32, epochs=1, batch_size=16, embed_batch_size=16,
+        fine_tune_blocks=1, fine_tune_epochs=1,  # the default recipe's path, at the least cost
     )
     p["transfer"]["head"]["units"] = [8]
     p["evaluate"]["batch_size"] = 64

@@ -37,7 +37,7 @@ class TransferParams(Section):
     weights: str = Field("imagenet", min_length=1)
     weights_url: str = Field(WEIGHTS_URL, min_length=1)
     weights_checksum: ChecksumOrDefault = "default"
-    image_size: int = Field(224, ge=32, le=1024)
+    image_size: int = Field(160, ge=32, le=1024)
     head: HeadParams = HeadParams()
     learning_rate: float = Field(0.001, gt=0, le=10)
     schedule: Literal["constant", "cosine"] = "cosine"
@@ -50,9 +50,9 @@ class TransferParams(Section):
     train_set: Literal["full", "imbalanced", "augmented"] = "full"
     validation_split: float = Field(0.1, gt=0, lt=0.5)
     validation_from: Literal["all", "originals"] = "all"
-    fine_tune_blocks: int = Field(0, ge=0, le=16)
-    fine_tune_learning_rate: float = Field(1e-5, gt=0, le=1)
-    fine_tune_epochs: int = Field(5, ge=1, le=10000)
+    fine_tune_blocks: int = Field(11, ge=0, le=16)
+    fine_tune_learning_rate: float = Field(1e-4, gt=0, le=1)
+    fine_tune_epochs: int = Field(2, ge=1, le=10000)
     fine_tune_batch_size: int = Field(32, ge=1, le=4096)
     precision: Precision = "auto"
     distribution: Distribution = "none"
