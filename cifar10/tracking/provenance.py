@@ -92,8 +92,8 @@ def trained_by_tags(sittings: list[dict] | None, here: dict[str, str]) -> dict[s
         unknown = "unknown (restored from a backup that did not record it)"
         trained = {"cpu": unknown, "git_commit": unknown}
     else:
-        trained = {"cpu": " + ".join(dict.fromkeys(s["cpu"] for s in sittings)),
-                   "git_commit": " + ".join(dict.fromkeys(s["commit"] for s in sittings))}
+        trained = {"cpu": " + ".join(dict.fromkeys(s.get("cpu", "unknown") for s in sittings)),
+                   "git_commit": " + ".join(dict.fromkeys(s.get("commit", "unknown") for s in sittings))}
     return {**trained, "restored_by.cpu": here["cpu"], "restored_by.git_commit": here["commit"]}
 
 

@@ -105,8 +105,9 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
     seed_everything(seed, deterministic)
     n_classes, mixing = len(train_ds.classes), remedies.mix(cfg, len(train_ds.classes))
     labels = np.eye(n_classes, dtype=np.float32)[train_ds.y] if mixing else train_ds.y  # mixing makes them one-hot
+    steps = math.ceil(len(train_rows) / cfg.batch_size)
     model = compiled_cnn(cfg, n_classes, cluster, (train_ds.x[:1], labels[:1]), fused_batch_norm,
-                         remedies.loss(cfg, train_ds.y[train_rows], n_classes), math.ceil(len(train_rows) / cfg.batch_size))
+                         remedies.loss(cfg, train_ds.y[train_rows], n_classes), steps)
 
     history = history or EpochHistory()
     es = ResumableEarlyStopping(monitor=cfg.early_stopping.monitor, patience=cfg.early_stopping.patience,
@@ -126,7 +127,7 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
     if cluster.strategy is None:
         train_data = train_batches(train_ds.x[train_rows], train_ds.y[train_rows], cfg.batch_size, seed,
                                    first_epoch, cfg.epochs, mixing)
-        steps, val_steps = math.ceil(len(train_rows) / cfg.batch_size), None
+        val_steps = None
         val_data = eval_batches(train_ds.x[val_rows], train_ds.y[val_rows], cfg.batch_size, n_classes if mixing else 0)
     else:
         x, y = train_ds.x, train_ds.y
