@@ -27,7 +27,7 @@ def weights_file(tmp_path_factory) -> Path:
 
 def _cfg(**overrides) -> TransferParams:
     base = dict(weights="none", image_size=SIZE, epochs=2, batch_size=16, embed_batch_size=16, flip_test=False,
-                head={"units": [16], "activation": "relu", "dropout": 0.1})
+                fine_tune_blocks=0, head={"units": [16], "activation": "relu", "dropout": 0.1})
     return TransferParams.model_validate({**base, **overrides})
 
 
@@ -163,7 +163,7 @@ def test_stage_with_random_weights_logs_to_mlflow(workdir, mlflow_uri, capfd):
     assert "weights: none — random EfficientNet-B0, this is NOT transfer learning" in capfd.readouterr().err
     assert json.loads(Path("data/weights/weights.json").read_text())["kind"] == "none"
     rows = list(csv.DictReader(open("plots/transfer/history.csv")))
-    assert [int(r["epoch"]) for r in rows] == [1] and float(rows[0]["loss"]) > 0
+    assert [int(r["epoch"]) for r in rows] == [1, 2] and float(rows[0]["loss"]) > 0  # the head's, fine-tuning's
 
     client = MlflowClient(mlflow_uri)
     experiment = client.get_experiment_by_name("cifar10-imbalance").experiment_id
@@ -177,7 +177,7 @@ def test_stage_with_random_weights_logs_to_mlflow(workdir, mlflow_uri, capfd):
     assert {"embed_images_per_second", "wall_seconds", "head_seconds", "n_train", "n_validation",
             "val_accuracy_final"} <= set(metrics)
     assert not any(k.startswith("test_") for k in metrics), "only the evaluate stage scores the test set"
-    assert len(client.get_metric_history(run_.info.run_id, "val_loss")) == 1
+    assert len(client.get_metric_history(run_.info.run_id, "val_loss")) == 2  # one point per epoch, head and fine-tuning
     artifacts = {a.path for a in client.list_artifacts(run_.info.run_id)}
     assert {"weights.json", "history.csv"} <= artifacts
 
