@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from cifar10.reporting.records import STAGES, duration, latest_stage_runs
+from cifar10.reporting.records import STAGES, duration, latest_stage_runs, precision_used
 
 REPEATS = 5
 
@@ -43,28 +43,30 @@ def main() -> None:
     parser.add_argument("--project", type=Path, default=Path("."))
     project = parser.parse_args().project.resolve()
     times = noop_seconds(project)
-    costs = {stage: run.data.metrics for stage, run in latest_stage_runs(project).items()}
+    runs = latest_stage_runs(project)
+    costs = {stage: run.data.metrics for stage, run in runs.items()}
+    cpus = sorted({run.data.tags.get("cpu", "unknown CPU") for run in runs.values()})
+    total = sum(m.get("stage_wall_time_s", 0.0) for m in costs.values())
     lines = [
         "## Whole pipeline",
         "",
         f"Command: `.venv/bin/python -m benchmarks.pipeline --project {project.name}` in a project reproduced on "
-        "the full CIFAR-10 set.",
+        f"the full CIFAR-10 set; its stages ran on {'; '.join(cpus)} (their runs' `cpu` tag).",
         "",
         f"`dvc repro` with nothing changed: median **{statistics.median(times):.2f} s** of {REPEATS} runs "
         f"(min {min(times):.2f} s, max {max(times):.2f} s; target <= 3 s).",
         "",
-        "| stage | wall time | peak RSS |",
-        "| --- | ---: | ---: |",
+        "| stage | wall time | share | peak RSS | precision |",
+        "| --- | ---: | ---: | ---: | --- |",
     ]
-    total = 0.0
     for stage in STAGES:
         m = costs.get(stage)
         if m and "stage_wall_time_s" in m:
-            total += m["stage_wall_time_s"]
-            lines.append(f"| {stage} | {duration(m['stage_wall_time_s'])} | {m['peak_rss_mb']:,.0f} MiB |")
+            lines.append(f"| {stage} | {duration(m['stage_wall_time_s'])} | {100 * m['stage_wall_time_s'] / total:.1f}% | "
+                         f"{m['peak_rss_mb']:,.0f} MiB | {precision_used(runs[stage].data.params)} |")
         else:
-            lines.append(f"| {stage} | no finished run | – |")
-    lines.append(f"| all stages | {duration(total)} | |")
+            lines.append(f"| {stage} | no finished run | – | – | |")
+    lines.append(f"| all stages | {duration(total)} | 100% | | |")
     transfer = costs.get("transfer", {})
     if "embed_seconds" in transfer and "stage_wall_time_s" in transfer:
         # One pass of the frozen backbone over the images the stage embeds (the training set, and the

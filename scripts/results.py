@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from cifar10.reporting.records import STAGES, duration, latest_stage_runs
+from cifar10.reporting.records import STAGES, duration, latest_stage_runs, precision_used
 from cifar10.tracking.provenance import machine
 from cifar10.schema import flatten_dict
 
@@ -62,14 +62,6 @@ def stage_notes(stage: str, metrics: dict[str, float], params: dict[str, str]) -
         scored = sorted(k[: -len("_test_macro_f1")] for k in m if k.endswith("_test_macro_f1"))
         return f"compared {', '.join(scored)}" if scored else ""
     return ""
-
-
-def precision_used(params: dict[str, str]) -> str:
-    """The precision a stage's run computed in: `precision` (and the transfer stage's `precision_training`)."""
-    used, training = params.get("precision"), params.get("precision_training")
-    if used and training and training != used:
-        return f"{used} / {training}"
-    return used or ""
 
 
 def results_markdown(project: Path) -> str:

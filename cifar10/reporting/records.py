@@ -54,3 +54,11 @@ def latest_stage_runs(project: Path) -> dict[str, "mlflow.entities.Run"]:
 def duration(seconds: float) -> str:
     """Seconds as "12.3 s" below a minute, else "4.5 min"."""
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+
+
+def precision_used(params: dict[str, str]) -> str:
+    """The precision a stage's run computed in: `precision` (and the transfer stage's `precision_training`)."""
+    used, training = params.get("precision"), params.get("precision_training")
+    if used and training and training != used:
+        return f"{used} / {training}"
+    return used or ""
