@@ -44,13 +44,11 @@ def plain(imbalanced):
 
 
 @pytest.mark.parametrize("name", sorted(REMEDIES))
-def test_each_remedy_changes_training_and_repeats_exactly(name, imbalanced, plain):
-    first, second = (train(imbalanced, _cfg(**REMEDIES[name]), seed=5) for _ in range(2))
-    assert first.history == second.history  # seeded and deterministic
-    for a, b in zip(first.model.get_weights(), second.model.get_weights()):
-        np.testing.assert_array_equal(a, b)
-    assert first.history != plain.history, f"{name} trained exactly as without it"
-    assert first.info["params_total"] == plain.info["params_total"]  # the same CNN
+def test_each_remedy_changes_what_training_does_on_the_same_cnn(name, imbalanced, plain):
+    # (That the random ones repeat exactly: the resume test below, whose runs must agree to the bit.)
+    remedied = train(imbalanced, _cfg(**REMEDIES[name]), seed=5)
+    assert remedied.history != plain.history, f"{name} trained exactly as without it"
+    assert remedied.info["params_total"] == plain.info["params_total"]  # the same CNN
 
 
 @pytest.mark.parametrize("name", ["mixup", "online augmentation"])
