@@ -1,7 +1,8 @@
 """Benchmark of the two precisions on this CPU, side by side in one run: what `precision: auto` picks
 here, and whether the measurement agrees.
 
-`python -m benchmarks.precision [--image-size 224] [--blocks 8]` prints a Markdown section:
+`python -m benchmarks.precision [--image-size N] [--blocks K]` (default: params.yaml's transfer recipe)
+prints a Markdown section:
 1. the local limits: TensorFlow's 2048x2048 matmul in float32 and bfloat16 (median of 15);
 2. the CNN's training step through the stage's own path (`compiled_cnn` + `train_batches`, determinism
    on, 40-step epochs of batch 64), float32 against mixed_bfloat16, against each limit;
@@ -87,8 +88,11 @@ def transfer_work(policy: str, size: int, blocks: int, n: int = 256):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--blocks", type=int, default=8)
+    from cifar10.schema import load_params
+
+    recipe = load_params().transfer  # the committed recipe, so the figures are the stage's own
+    parser.add_argument("--image-size", type=int, default=recipe.image_size)
+    parser.add_argument("--blocks", type=int, default=max(recipe.fine_tune_blocks, 1))
     args = parser.parse_args()
     from benchmarks.train import BATCH, STEPS, local_limit
     from cifar10.console import quiet_tensorflow

@@ -108,6 +108,13 @@ def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_i
             "(2 of 3 judged)." in early)
     assert ("Inside the float32 seed band on all four test figures. Speed: 0.45x (0.40x to 0.50x) the images/s of "
             "float32 runs trained in the same sitting on the same CPU (2 pair(s), CPU A).") in lines
+    # Below the band on a headline figure is a loss that sends the rule back to float32; above it is none.
+    for acc, verdict in ((0.70, "Below the float32 seed band on accuracy, macro F1. A loss on accuracy and macro F1: "
+                                "`precision: auto` must pick float32 for the CNN."),
+                         (0.76, "Above the float32 seed band on accuracy, macro F1. No loss on test accuracy or "
+                                "macro F1: `precision: auto` keeps bfloat16.")):
+        placed = {42: {"baseline": trained("b42", acc, sitting="one")}}
+        assert verdict in "\n".join(gap_lines({"defaults": defaults, "mixed_bfloat16": placed}))
     elsewhere = {42: {"baseline": trained("b42", 0.735, ips=250.0, cpu="CPU C", sitting="one")}}
     assert "Speed: no float32 run trained in the same sitting on the same CPU to set it against." in "\n".join(
         gap_lines({"defaults": defaults, "mixed_bfloat16": elsewhere}))
