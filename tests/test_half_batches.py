@@ -33,29 +33,3 @@ def test_unshuffled_batches_keep_the_order_and_may_have_no_labels():
     out = np.concatenate([batches[i] for i in range(len(batches))])
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out, x.astype(np.float32))
-
-
-def test_keras_fed_by_two_threads_trains_to_the_weights_of_one_thread():
-    """The batches arrive in the same order whatever the number of threads gathering them: fit, with its
-    shuffle of whole batches, ends on the same weights bit for bit."""
-    import keras
-
-    from cifar10.training.runtime import seed_everything
-
-    x = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float16)
-    y = np.arange(200) % 3
-
-    def trained(workers: int) -> list[np.ndarray]:
-        seed_everything(7, True)
-        batches = HalfBatches(x, y, batch_size=16, shuffle=True)
-        batches.workers = workers
-        model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
-        model.compile(keras.optimizers.Adam(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        model.fit(batches, epochs=3, verbose=0)
-        return model.get_weights()
-
-    assert HalfBatches(x, y).workers == 2  # what the transfer stage feeds fit
-    two, one, again = trained(2), trained(1), trained(2)
-    for a, b, c in zip(two, one, again):
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(a, c)
