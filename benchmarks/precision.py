@@ -23,20 +23,16 @@ import time
 import numpy as np
 
 REPEATS = 7
+TRANSFER_REPEATS = 5  # Lite0 runs take seconds each
 
 
-def interleaved(runs: dict[str, callable], repeats: int = REPEATS) -> dict[str, list[float]]:
-    """Seconds of each callable, `repeats` times, in alternating order (each warmed up once first)."""
-    for fn in runs.values():
+def timed(fn):
+    """`fn` as a run for `benchmarks.train.interleaved`: it returns its seconds."""
+    def run() -> float:
+        started = time.perf_counter()
         fn()
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    names = list(runs)
-    for i in range(repeats):
-        for name in names if i % 2 == 0 else names[::-1]:
-            started = time.perf_counter()
-            runs[name]()
-            times[name].append(time.perf_counter() - started)
-    return times
+        return time.perf_counter() - started
+    return run
 
 
 def cnn_step(policy: str):
@@ -94,7 +90,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=recipe.image_size)
     parser.add_argument("--blocks", type=int, default=max(recipe.fine_tune_blocks, 1))
     args = parser.parse_args()
-    from benchmarks.train import BATCH, STEPS, local_limit
+    from benchmarks.train import BATCH, STEPS, interleaved, local_limit
     from cifar10.console import quiet_tensorflow
     from cifar10.tracking.provenance import cpu_model
     from cifar10.training.precision import resolve
@@ -102,13 +98,13 @@ def main() -> None:
     quiet_tensorflow()
     limit = local_limit()
     peak, gflop = limit["peak"], limit["gflop_per_image"]
-    cnn = interleaved({p: cnn_step(p) for p in ("float32", "mixed_bfloat16")})
+    cnn = interleaved({p: cnn_step(p) for p in ("float32", "mixed_bfloat16")}, REPEATS)
     speed = {p: STEPS * BATCH / statistics.median(t) for p, t in cnn.items()}
     ratios = [a / b for a, b in zip(cnn["float32"], cnn["mixed_bfloat16"])]
     lines = ["## Precision on this CPU: float32 against mixed_bfloat16", "",
              f"Command: `.venv/bin/python -m benchmarks.precision --image-size {args.image_size} --blocks {args.blocks}` "
-             f"on {os.cpu_count()} cores of {cpu_model()}. Medians of {REPEATS} interleaved repeats; ratios are "
-             "medians of the per-repeat ratios (min-max).", "",
+             f"on {os.cpu_count()} cores of {cpu_model()}. Medians of {REPEATS} interleaved repeats "
+             f"({TRANSFER_REPEATS} for Lite0); ratios are medians of the per-repeat ratios (min-max).", "",
              f"Local limit: TensorFlow matmul 2048x2048, **{peak['float32']:.0f} GFLOP/s float32, "
              f"{peak['bfloat16']:.0f} GFLOP/s bfloat16** ({peak['bfloat16'] / peak['float32']:.2f}x). The CNN costs "
              f"{gflop:.4f} GFLOP per training image, so the limits are {peak['float32'] / gflop:.0f} and "
@@ -123,7 +119,7 @@ def main() -> None:
     n = works["float32"][1]
     for kind, rule in (("frozen pass", "frozen"), (f"fine-tuning the top {args.blocks} blocks", "fine_tune"),
                        ("evaluate (whole model, mirror averaging)", "frozen")):
-        t = interleaved({p: works[p][0][kind] for p in works}, repeats=5)
+        t = interleaved({p: timed(works[p][0][kind]) for p in works}, TRANSFER_REPEATS)
         r = [a / b for a, b in zip(t["float32"], t["mixed_bfloat16"])]
         lines.append(f"| Lite0 at {args.image_size} px: {kind} | {n / statistics.median(t['float32']):.0f} images/s | "
                      f"{n / statistics.median(t['mixed_bfloat16']):.0f} images/s | {statistics.median(r):.2f}x "

@@ -110,20 +110,26 @@ def local_limit(n: int = 2048, repeats: int = 15) -> dict:
     return {"peak": peaks, "gflop_per_image": flops / 1e9}
 
 
+def interleaved(runs: dict, repeats: int) -> dict[str, list[float]]:
+    """The seconds each run returns, `repeats` times each, after one call each to trace. Interleaved in
+    alternating order, so drifting load on a shared machine hits every run alike."""
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    names = list(runs)
+    for i in range(repeats):
+        for name in names if i % 2 == 0 else names[::-1]:
+            times[name].append(runs[name]())
+    return times
+
+
 def throughput() -> dict:
     x, y = images(STEPS * BATCH)
     variants = {"before, float32": ("float32", False, True), "after, float32": ("float32", True, False),
                 "before, mixed_bfloat16": ("mixed_bfloat16", False, True), "after, mixed_bfloat16": ("mixed_bfloat16", True, False)}
     runs = {name: epoch_runner(_compiled(policy, fused), x, y, STEPS, autotune)
             for name, (policy, fused, autotune) in variants.items()}
-    for run in runs.values():
-        run()  # trace
-    times: dict[str, list[float]] = {k: [] for k in runs}
-    names = list(runs)
-    for i in range(REPEATS):
-        # Interleaved in alternating order, so drifting load on a shared machine hits every path alike.
-        for name in names if i % 2 == 0 else names[::-1]:
-            times[name].append(runs[name]())
+    times = interleaved(runs, REPEATS)
     base = np.array(times["before, float32"])
     speed = {}
     for name, t in times.items():
