@@ -17,7 +17,7 @@ from pathlib import Path
 from cifar10.tracking.provenance import machine
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["augment", "profile", "threads", "train", "precision", "scaling", "transfer", "pipeline"]
+ORDER = ["augment", "profile", "threads", "train", "precision", "dropout", "scaling", "transfer", "pipeline"]
 
 
 def split_sections(text: str) -> dict[str, str]:

@@ -153,7 +153,7 @@ def accuracy(epochs: int = 3) -> dict | None:
     for label, fused in (("before", False), ("after", True)):
         # A short run: momentum 0.9 lets batch norm's moving averages settle within it (see params.yaml).
         cfg = TrainParams(epochs=epochs, model=ModelParams(batch_norm_momentum=0.9))
-        result = train(train_ds, cfg, seed=42, fused_batch_norm=fused)
+        result = train(train_ds, cfg, seed=42, training_layers=fused)
         acc = float(np.mean(predict_proba(result.model, test_ds.x, 256).argmax(axis=1) == test_ds.y))
         out[label] = {"curve": [(r["loss"], r["val_loss"]) for r in result.history], "test_accuracy": acc,
                       "seconds": result.info["train_seconds"]}

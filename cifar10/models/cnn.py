@@ -14,7 +14,7 @@ IMAGE_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 3)
 
 
 def build_cnn(cfg: ModelParams, n_classes: int = 10, fused_batch_norm: bool = False,
-              online: OnlineAugmentationParams | None = None):
+              online: OnlineAugmentationParams | None = None, bits_dropout: bool = False):
     """Build (not compile) the CNN: conv blocks, then hidden dense layers, then a softmax output.
 
     Per block: [Conv2D -> BatchNorm -> activation] x convs_per_block, MaxPool 2x2, Dropout.
@@ -22,6 +22,8 @@ def build_cnn(cfg: ModelParams, n_classes: int = 10, fused_batch_norm: bool = Fa
     The softmax runs in float32 even under a mixed-precision policy, so probabilities stay exact.
     `fused_batch_norm` computes batch norm with TensorFlow's fused kernel (the same maths, a third
     faster to train on a CPU; cifar10.models.fused_bn), for training; save `to_stock(model)`.
+    `bits_dropout` draws dropout masks from 16-bit integers (cifar10.models.bits_dropout): the rate
+    exact to 1/65536 in bfloat16 too, at half the draw's cost; also for training, saved as stock.
     `online`: random flip / translation layers after the scaling, active in training only (Keras'
     preprocessing layers pass images through unchanged at inference); they have no weights, so the
     parameter count stays the study's.
@@ -33,6 +35,10 @@ def build_cnn(cfg: ModelParams, n_classes: int = 10, fused_batch_norm: bool = Fa
         from cifar10.models.fused_bn import FusedBatchNormalization as BatchNorm
     else:
         BatchNorm = layers.BatchNormalization
+    if bits_dropout:
+        from cifar10.models.bits_dropout import BitsDropout as Dropout
+    else:
+        Dropout = layers.Dropout
 
     regularizer = keras.regularizers.L1L2(l1=cfg.l1, l2=cfg.l2) if (cfg.l1 or cfg.l2) else None
     dense_kwargs = dict(kernel_initializer=cfg.kernel_initializer, kernel_regularizer=regularizer)
@@ -53,14 +59,14 @@ def build_cnn(cfg: ModelParams, n_classes: int = 10, fused_batch_norm: bool = Fa
                 x = BatchNorm(momentum=cfg.batch_norm_momentum, name=f"block{block}_bn{conv}")(x)
             x = layers.Activation(cfg.activation, name=f"block{block}_act{conv}")(x)
         x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
-        x = layers.Dropout(rate, name=f"block{block}_dropout")(x)
+        x = Dropout(rate, name=f"block{block}_dropout")(x)
     x = layers.Flatten(name="flatten")(x)
     for i, units in enumerate(cfg.dense_units, start=1):
         x = layers.Dense(units, name=f"dense{i}", **dense_kwargs)(x)
         if cfg.batch_norm:
             x = BatchNorm(momentum=cfg.batch_norm_momentum, name=f"dense{i}_bn")(x)
         x = layers.Activation(cfg.activation, name=f"dense{i}_act")(x)
-        x = layers.Dropout(cfg.dense_dropout, name=f"dense{i}_dropout")(x)
+        x = Dropout(cfg.dense_dropout, name=f"dense{i}_dropout")(x)
     outputs = layers.Dense(n_classes, activation="softmax", dtype="float32", name="probabilities",
                            **dense_kwargs)(x)
     return keras.Model(inputs, outputs, name="cnn")

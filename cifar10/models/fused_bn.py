@@ -56,11 +56,13 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
 
 def to_stock(model: keras.Model) -> keras.Model:
-    """The same model with stock BatchNormalization layers and the same weights: what is saved."""
+    """The same model with stock BatchNormalization (and Dropout) layers and the same weights: what is saved."""
+    from cifar10.models.bits_dropout import BitsDropout
+
+    stock_of = {FusedBatchNormalization: keras.layers.BatchNormalization, BitsDropout: keras.layers.Dropout}
+
     def clone(layer):
-        if isinstance(layer, FusedBatchNormalization):
-            return keras.layers.BatchNormalization.from_config(layer.get_config())
-        return layer.__class__.from_config(layer.get_config())
+        return stock_of.get(type(layer), layer.__class__).from_config(layer.get_config())
 
     # Cloned from an uncompiled view: clone_model would carry the training compile config (and its
     # project-defined metric) into the saved file, which every reader must load with stock Keras.

@@ -53,9 +53,10 @@ def _build_compiled_state(model, x, y) -> None:
 
 
 def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tuple[np.ndarray, np.ndarray],
-                 fused_batch_norm: bool = True, loss="sparse_categorical_crossentropy", steps_per_epoch: int = 1):
+                 training_layers: bool = True, loss="sparse_categorical_crossentropy", steps_per_epoch: int = 1):
     """The CNN built and compiled under the cluster's strategy and `cfg.precision` (auto: this CPU's
-    rule), with batch norm on TensorFlow's fused kernel (save `cifar10.models.fused_bn.to_stock(model)`).
+    rule), with batch norm on TensorFlow's fused kernel and dropout drawing 16-bit masks: the layers
+    made for training (save `cifar10.models.fused_bn.to_stock(model)`).
     `loss` and `steps_per_epoch` (the cosine schedule's unit): as the remedies in `cfg` ask."""
 
     from cifar10.models.cnn import build_cnn
@@ -64,8 +65,8 @@ def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tup
     from cifar10.training.runtime import precision
 
     with precision(resolve(cfg.precision)[0]), cluster.scope():
-        model = build_cnn(cfg.model, n_classes=n_classes, fused_batch_norm=fused_batch_norm,
-                          online=cfg.online_augmentation)
+        model = build_cnn(cfg.model, n_classes=n_classes, fused_batch_norm=training_layers,
+                          online=cfg.online_augmentation, bits_dropout=training_layers)
         model.compile(optimizer=make_optimizer(cfg, steps_per_epoch), loss=loss,
                       metrics=["accuracy", BalancedAccuracy(n_classes)],
                       jit_compile=False)  # XLA is several times slower on CPU
@@ -76,7 +77,7 @@ def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tup
 
 def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = True,
           history: EpochHistory | None = None, backup_dir: str | Path | None = None,
-          cluster: Cluster | None = None, callbacks: list = (), fused_batch_norm: bool = True,
+          cluster: Cluster | None = None, callbacks: list = (), training_layers: bool = True,
           sitting: dict | None = None) -> TrainResult:
     """Train the CNN on `train_ds` with early stopping on a validation split carved from it.
 
@@ -90,7 +91,8 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
             there is resumed from.
         cluster: the tf.distribute set-up (made first thing in the process); None = from `cfg.distribution`.
         callbacks: more Keras callbacks (a progress bar), called after the history's.
-        fused_batch_norm: batch norm on TensorFlow's fused kernel (the same maths, faster on a CPU).
+        training_layers: batch norm on TensorFlow's fused kernel (the same maths, faster on a CPU) and
+            dropout drawing 16-bit masks (its rate exact in bfloat16 too); False = Keras' stock layers.
         sitting: who trains here, {"cpu", "commit"}: kept in the backup with the epochs it trains, so a
             run restored later names the sittings that trained it, not the one that restored it.
     """
@@ -106,7 +108,7 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
     n_classes, mixing = len(train_ds.classes), remedies.mix(cfg, len(train_ds.classes))
     labels = np.eye(n_classes, dtype=np.float32)[train_ds.y] if mixing else train_ds.y  # mixing makes them one-hot
     steps = math.ceil(len(train_rows) / cfg.batch_size)
-    model = compiled_cnn(cfg, n_classes, cluster, (train_ds.x[:1], labels[:1]), fused_batch_norm,
+    model = compiled_cnn(cfg, n_classes, cluster, (train_ds.x[:1], labels[:1]), training_layers,
                          remedies.loss(cfg, train_ds.y[train_rows], n_classes), steps)
 
     history = history or EpochHistory()
