@@ -295,6 +295,10 @@ def test_the_remedies_section_ranks_on_validation_and_measures_the_goal(tmp_path
         base = trained(name, f1, val=(0.5, val, val - 0.1))
         metrics = {**base.metrics, "test_macro_f1": f1, "test_recall_cat": cat, "test_recall_dog": dog,
                    "test_precision_cat": 0.7, "test_precision_dog": 0.6, "train_seconds": 600.0}
+        if name.startswith("remedy-none"):  # overfits: training accuracy 0.25 above validation at the kept epoch
+            return replace(base, model=model, metrics=metrics, curves={**base.curves, "accuracy": [0.6, 0.85, 0.9]})
+        if name.startswith("remedy-mixup"):  # still improving when the epoch cap ended it
+            return replace(base, model=model, metrics={**metrics, "epochs_run": 60})
         return replace(base, model=model, metrics=metrics)
 
     # mixup leads on validation with a worse test figure; the combination reaches the goal on test
@@ -314,4 +318,8 @@ def test_the_remedies_section_ranks_on_validation_and_measures_the_goal(tmp_path
     assert "**mixup** first (chosen on validation alone)" in section
     assert "- offline + online + logit adjustment: macro F1 0.860, cat recall 0.700, dog recall 0.660: goal reached" in section
     assert "- mixup: macro F1 0.720, cat recall 0.300, dog recall 0.400: macro F1 0.130 short; cat recall 0.350 short; dog recall 0.250 short" in section
+    assert "- none: kept epoch 2 of 3 run; the cap ended 0 of 3 seed(s); training accuracy +0.250 against validation" in section
+    assert "- mixup: kept epoch 2 of 60 run; the cap ended 3 of 3 seed(s); no training-accuracy curve." in section
+    assert "Still improving when the cap ended them: mixup; a longer schedule" in section
+    assert "Training accuracy more than 0.10 above validation: none;" in section
     assert (tmp_path / "remedies.png").stat().st_size > 0

@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 
 from cifar10.studies.part3 import band, kept_val_balanced
-from cifar10.studies.plan import REMEDY_PROTOCOL, SEEDS, experiments
+from cifar10.studies.plan import REMEDIES, REMEDY_PROTOCOL, SEEDS, experiments
 from cifar10.studies.records import Trained
 
 GOAL = {"test_macro_f1": 0.85, "test_recall_cat": 0.65, "test_recall_dog": 0.65}  # for the best combination
@@ -66,6 +66,7 @@ def remedies_section(records: dict[str, dict[str, Trained]], figures: Path) -> l
             + (" (chosen on validation alone)." if len(runs[ranked[0]]) == len(SEEDS) else
                f" so far ({len(runs[ranked[0]])} of {len(SEEDS)} seeds).")]
     out += goal_lines(runs)
+    out += curve_lines(runs)
     path = figures / "remedies.png"
     remedies_figure(runs, path)
     return out + ["", f"![remedies]({path.as_posix()})", ""]
@@ -81,6 +82,38 @@ def goal_lines(runs: dict[str, dict[int, Trained]]) -> list[str]:
         lines.append(f"- {name}: macro F1 {means['test_macro_f1']:.3f}, cat recall {means['test_recall_cat']:.3f}, "
                      f"dog recall {means['test_recall_dog']:.3f}: " + ("goal reached" if not short else "; ".join(short))
                      + f" ({len(seeds)} seed(s)).")
+    return lines
+
+
+def _epoch_cap() -> int:
+    return int(next(o.split("=")[1] for o in REMEDY_PROTOCOL if o.startswith("train.epochs=")))
+
+
+def curve_lines(runs: dict[str, dict[int, Trained]], overfit: float = 0.10) -> list[str]:
+    """What each remedy's curves say: whether early stopping ended it or the epoch cap did (still improving),
+    and how far training accuracy ran above validation accuracy at the kept epoch (overfitting)."""
+    cap = _epoch_cap()
+    lines = ["", f"What the curves say (kept epoch = best validation balanced accuracy; cap {cap} epochs):", ""]
+    capped, gapped = [], []
+    for name, seeds in runs.items():
+        at_cap = sum(r.metrics["epochs_run"] >= cap for r in seeds.values())
+        gaps = [r.curves["accuracy"][b - 1] - r.curves["val_accuracy"][b - 1] for r in seeds.values()
+                if (b := int(r.metrics["best_epoch"])) and len(r.curves.get("accuracy", [])) >= b
+                and len(r.curves.get("val_accuracy", [])) >= b]
+        altered = any(k in o for o in REMEDIES.get(name, ("", ()))[1] for k in ("mix.kind", "online_augmentation"))
+        gap = (f"training accuracy {statistics.mean(gaps):+.3f} against validation at the kept epoch"
+               + (" (training batches mixed or transformed: not like for like)" if altered else "")) if gaps else \
+            "no training-accuracy curve"
+        lines.append(f"- {name}: kept epoch {statistics.mean(r.metrics['best_epoch'] for r in seeds.values()):.0f} of "
+                     f"{statistics.mean(r.metrics['epochs_run'] for r in seeds.values()):.0f} run; the cap ended "
+                     f"{at_cap} of {len(seeds)} seed(s); {gap}.")
+        capped += [name] if at_cap else []
+        gapped += [name] if gaps and not altered and statistics.mean(gaps) > overfit else []
+    lines += ["", ("Still improving when the cap ended them: " + ", ".join(capped) + "; a longer schedule is their next "
+                   "step." if capped else "Early stopping ended every remedy before the cap: more epochs would not help.")
+              + (" Training accuracy more than " + f"{overfit:.2f} above validation: " + ", ".join(gapped)
+                 + "; they fit their training images far better than held-out ones, so more varied images or "
+                 "stronger regularisation is what their curves point to." if gapped else "")]
     return lines
 
 
