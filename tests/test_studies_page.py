@@ -315,6 +315,7 @@ def test_the_remedies_section_ranks_on_validation_and_measures_the_goal(tmp_path
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith(("| remedy", "| ---"))]
     assert [row.split(" | ")[0] for row in rows] == ["| mixup", "| offline + online + logit adjustment", "| none"]
     assert "| mixup | 3 | 0.800 (0.790 to 0.810) | " in section  # the kept weights' val balanced accuracy
+    assert " | 10.0 (10.0 to 10.0) | 500 (500 to 500) | CPU A |" in section  # training minutes to 0.1, images/s whole
     assert "**mixup** first (chosen on validation alone)" in section
     assert "- offline + online + logit adjustment: macro F1 0.860, cat recall 0.700, dog recall 0.660: goal reached" in section
     assert "- mixup: macro F1 0.720, cat recall 0.300, dog recall 0.400: macro F1 0.130 short; cat recall 0.350 short; dog recall 0.250 short" in section

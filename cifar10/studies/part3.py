@@ -58,10 +58,10 @@ def setups_of(records: dict[str, dict[str, Trained]]) -> Setups:
             PARTNER: seeds("f32")}
 
 
-def band(values: list[float], sign: str = "") -> str:
-    """`mean (min to max)`; one value alone has no band."""
+def band(values: list[float], sign: str = "", digits: int = 3) -> str:
+    """`mean (min to max)` with `digits` decimals; one value alone has no band."""
     def number(v: float) -> str:
-        return f"{round(v, 3) + 0.0:{sign}.3f}"  # + 0.0: a difference that rounds to zero shows as 0.000, not -0.000
+        return f"{round(v, digits) + 0.0:{sign}.{digits}f}"  # + 0.0: a difference that rounds to zero shows as 0.000, not -0.000
 
     if len(values) < 2:
         return number(values[0]) if values else "–"

@@ -35,9 +35,9 @@ def selected_on(run: Trained) -> float | None:
     return run.metrics.get("val_balanced_accuracy_adjusted", kept_val_balanced(run))
 
 
-def _cells(runs: dict[int, Trained], key) -> str:
+def _cells(runs: dict[int, Trained], key, digits: int = 3) -> str:
     values = [v for r in runs.values() if (v := key(r)) is not None]
-    return band(values)
+    return band(values, digits=digits)
 
 
 def remedies_section(records: dict[str, dict[str, Trained]], figures: Path) -> list[str]:
@@ -60,8 +60,8 @@ def remedies_section(records: dict[str, dict[str, Trained]], figures: Path) -> l
         epochs = "; ".join(f"{r.metrics['epochs_run']:.0f} ({r.metrics['best_epoch']:.0f})" for r in seeds.values())
         out.append(f"| {name} | {len(seeds)} | {_cells(seeds, selected_on)} | "
                    + " | ".join(_cells(seeds, lambda r, k=k: r.metrics.get(k)) for _, k in COLUMNS)
-                   + f" | {epochs} | {_cells(seeds, lambda r: r.metrics['train_seconds'] / 60)} | "
-                   f"{_cells(seeds, lambda r: r.metrics['train_images_per_s'])} | {cpus} |")
+                   + f" | {epochs} | {_cells(seeds, lambda r: r.metrics['train_seconds'] / 60, 1)} | "
+                   f"{_cells(seeds, lambda r: r.metrics['train_images_per_s'], 0)} | {cpus} |")
     out += ["", f"Ranked by validation balanced accuracy: **{ranked[0]}** first"
             + (" (chosen on validation alone)." if len(runs[ranked[0]]) == len(SEEDS) else
                f" so far ({len(runs[ranked[0]])} of {len(SEEDS)} seeds).")]
