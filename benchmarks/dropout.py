@@ -37,20 +37,12 @@ def dropped(policy: str, bits: bool) -> dict[float, tuple[float, float]]:
 
 
 def epoch(policy: str, bits: bool):
-    import keras
-
-    from benchmarks.train import BATCH, epoch_runner, images
-    from cifar10.models.cnn import build_cnn
-    from cifar10.schema.train import ModelParams
-    from cifar10.training.runtime import precision, seed_everything
+    from benchmarks.train import BATCH, compiled, epoch_runner, images
+    from cifar10.training.runtime import seed_everything
 
     seed_everything(0, True)
     x, y = images(STEPS * BATCH)
-    with precision(policy):
-        model = build_cnn(ModelParams(), 10, fused_batch_norm=True, bits_dropout=bits)
-        model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"],
-                      jit_compile=False)
-    return epoch_runner(model, x, y, STEPS, autotune=False)
+    return epoch_runner(compiled(policy, True, bits), x, y, STEPS, autotune=False)
 
 
 def main() -> None:

@@ -41,12 +41,12 @@ def child(intra: int, inter: int) -> dict:
 
     tf.config.threading.set_intra_op_parallelism_threads(intra)
     tf.config.threading.set_inter_op_parallelism_threads(inter)
-    from benchmarks.train import BATCH, STEPS, _compiled, epoch_runner, images
+    from benchmarks.train import BATCH, STEPS, compiled, epoch_runner, images
     from benchmarks.transfer import stage_extractor
     from cifar10.training.embeddings import embed
 
     x, y = images(STEPS * BATCH)
-    run = epoch_runner(_compiled("float32", True), x, y, STEPS, autotune=False)
+    run = epoch_runner(compiled("float32", True), x, y, STEPS, autotune=False)
     run()  # trace
     train = [STEPS * BATCH / run() for _ in range(EPOCHS)]
     extractor = stage_extractor()
