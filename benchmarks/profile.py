@@ -205,7 +205,7 @@ def child(cfg: dict) -> dict:
     quiet_tensorflow()
     seed_everything(42, cfg["deterministic"])
     with precision(cfg["policy"]):
-        model = build_cnn(ModelParams(), fused_batch_norm=cfg["fused"])
+        model = build_cnn(ModelParams(), fused_batch_norm=cfg["fused"], bits_dropout=cfg["fused"])
     model.compile(optimizer=keras.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], jit_compile=False)
     steps, batch = cfg["steps"], BATCH
@@ -282,7 +282,7 @@ def main() -> None:
            "each instant's wall time shared among the ops running then (TF's op names tell the layer; "
            "`gradient_tape/` the backward pass), scaled to the unprofiled step. Cells: ms per step (share).", ""]
     for fused, title in ((False, "Stock Keras batch norm (the train stages before)"),
-                         (True, "Fused batch-norm kernel (the train stages now)")):
+                         (True, "Fused batch-norm kernel and 16-bit-mask dropout (the train stages now)")):
         results = []
         for policy in ("float32", "mixed_bfloat16"):
             for det in (True, False):

@@ -6,8 +6,9 @@ and after this project's speed work, side by side; accuracy unchanged; peak memo
    image, hence images/s at 100% of the float32 peak;
 2. throughput, interleaved repeats in one process, each epoch 40 steps of batch 64 timed from fit()
    to the end of its tf.data iterator (what a stage epoch pays): *before* = the stock Keras batch norm
-   and an autotuned input pipeline (the stage path before this work), *after* = the fused batch-norm
-   kernel and autotuning off (the stage path now), each in float32 and mixed_bfloat16;
+   and dropout and an autotuned input pipeline (the stage path before this work), *after* = the fused
+   batch-norm kernel, 16-bit-mask dropout and autotuning off (the stage path now), each in float32 and
+   mixed_bfloat16;
 3. the stage's `train()` before and after on 5,000 real training images (../shared/data, if present)
    for 3 epochs: the loss curves and test accuracy side by side;
 4. peak RSS of `train()` on a full-size 50,000-image set (separate process).
@@ -128,7 +129,7 @@ def throughput() -> dict:
     x, y = images(STEPS * BATCH)
     variants = {"before, float32": ("float32", False, True), "after, float32": ("float32", True, False),
                 "before, mixed_bfloat16": ("mixed_bfloat16", False, True), "after, mixed_bfloat16": ("mixed_bfloat16", True, False)}
-    runs = {name: epoch_runner(compiled(policy, fused), x, y, STEPS, autotune)
+    runs = {name: epoch_runner(compiled(policy, fused, bits_dropout=fused), x, y, STEPS, autotune)
             for name, (policy, fused, autotune) in variants.items()}
     times = interleaved(runs, REPEATS)
     base = np.array(times["before, float32"])
@@ -215,8 +216,9 @@ def main() -> None:
         low, high = s["ratio_range"]
         lines.append(f"| {name} | {s['images_per_s']:.0f} | {s['ratio']:.2f} ({low:.2f}-{high:.2f}) | "
                      f"{s['ratio_of_medians']:.2f} | {100 * s['images_per_s'] / f32_limit:.0f}% |")
-    lines += ["", "*Before*: the stock Keras batch norm and tf.data autotuning (the train stages before this work); "
-              "*after*: TensorFlow's fused batch-norm kernel and a fixed prefetch (the train stages now): the same "
+    lines += ["", "*Before*: the stock Keras batch norm and dropout and tf.data autotuning (the train stages before this "
+              "work); *after*: TensorFlow's fused batch-norm kernel, 16-bit-mask dropout and a fixed prefetch (the "
+              "train stages now): the same "
               "model, batch, optimizer and parameter count."]
     if acc:
         n_train, n_test, epochs = acc.pop("sizes")
