@@ -297,6 +297,10 @@ def test_the_remedies_section_ranks_on_validation_and_measures_the_goal(tmp_path
                    "test_precision_cat": 0.7, "test_precision_dog": 0.6, "train_seconds": 600.0}
         if name.startswith("remedy-none"):  # overfits: training accuracy 0.25 above validation at the kept epoch
             return replace(base, model=model, metrics=metrics, curves={**base.curves, "accuracy": [0.6, 0.85, 0.9]})
+        if name.startswith("remedy-offline-online"):  # logit adjustment chose tau on validation
+            tau = {"logit_adjustment_tau": 1.5, "val_balanced_accuracy_unadjusted": val - 0.02,
+                   "val_balanced_accuracy_adjusted": val}
+            return replace(base, model=model, metrics={**metrics, **tau})
         if name.startswith("remedy-mixup"):  # still improving when the epoch cap ended it
             return replace(base, model=model, metrics={**metrics, "epochs_run": 60})
         return replace(base, model=model, metrics=metrics)
@@ -321,6 +325,9 @@ def test_the_remedies_section_ranks_on_validation_and_measures_the_goal(tmp_path
     assert "- mixup: macro F1 0.720, cat recall 0.300, dog recall 0.400: macro F1 0.130 short; cat recall 0.350 short; dog recall 0.250 short" in section
     assert "- none: kept epoch 2 of 3 run; the cap ended 0 of 3 seed(s); training accuracy +0.250 against validation" in section
     assert "- mixup: kept epoch 2 of 60 run; the cap ended 3 of 3 seed(s); no training-accuracy curve." in section
+    assert ("- offline + online + logit adjustment: tau 1.5 on seed 42, 1.5 on seed 43, 1.5 on seed 44; validation "
+            "balanced accuracy 0.730 -> 0.750 (mean over 3 seed(s))." in section)
+    assert "- mixup: tau" not in section and "- none: tau" not in section  # no adjustment, no tau line
     assert "Still improving when the cap ended them: mixup; a longer schedule" in section
     assert "Training accuracy more than 0.10 above validation: none;" in section
     assert (tmp_path / "remedies.png").stat().st_size > 0
