@@ -191,23 +191,17 @@ def parse_trace(path: str, addn_layers: dict[str, str], t_start_ns: int | None =
 
 # ----------------------------------------------------------------------------------------------- child
 def child(cfg: dict) -> dict:
-    import keras
     import numpy as np
     import tensorflow as tf
 
-    from benchmarks.train import epoch_runner, images
+    from benchmarks.train import compiled, epoch_runner, images
     from cifar10.console import quiet_tensorflow
-    from cifar10.models.cnn import build_cnn
-    from cifar10.schema.train import ModelParams
     from cifar10.training.inputs import eval_batches
-    from cifar10.training.runtime import precision, seed_everything
+    from cifar10.training.runtime import seed_everything
 
     quiet_tensorflow()
     seed_everything(42, cfg["deterministic"])
-    with precision(cfg["policy"]):
-        model = build_cnn(ModelParams(), fused_batch_norm=cfg["fused"], bits_dropout=cfg["fused"])
-    model.compile(optimizer=keras.optimizers.Adam(0.001), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], jit_compile=False)
+    model = compiled(cfg["policy"], cfg["fused"], bits_dropout=cfg["fused"])  # the train stages' layers when fused
     steps, batch = cfg["steps"], BATCH
     x, y = images(steps * batch)
     xv, yv = images(cfg["val_batches"] * batch, seed=1)
