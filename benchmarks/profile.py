@@ -15,13 +15,13 @@ Method:
 2. one epoch under the TF profiler (tf.profiler.experimental.start/stop); the host trace (.xplane.pb) is
    parsed with the XPlane proto shipped in TensorFlow (benchmarks.trace_split). Every TF op event is
    classified by its name scope (Keras layer names: blockN_convM, blockN_bnM, ..., gradient_tape/ for
-   the backward pass, adam/ for the optimizer); AddN gradient accumulations are attributed through the graph to the layer whose gradient
-   they sum. The wall time of the profiled epoch is split with a sweep line: at every instant, the time
-   is shared equally among the ops running at that instant on TF's compute threads; time with no op
-   running is "framework / Python (no op running)". Rows therefore add up to the wall time per step.
-   The input pipeline runs on tf.data's own threads behind prefetch: its CPU time is reported separately
-   (it competes for the same 2 cores), and its wall cost in the step is the time the step waits in
-   IteratorGetNext.
+   the backward pass, adam/ for the optimizer); AddN gradient accumulations are attributed through the
+   graph to the layer whose gradient they sum. The wall time of the profiled epoch is split with a sweep
+   line: at every instant, the time is shared equally among the ops running at that instant on TF's
+   compute threads; time with no op running is "framework / Python (no op running)". Rows therefore add
+   up to the wall time per step. The input pipeline runs on tf.data's own threads behind prefetch: its
+   CPU time is reported separately (it competes for the same 2 cores), and its wall cost in the step is
+   the time the step waits in IteratorGetNext.
 3. validation: cost of the per-epoch validation pass relative to the training epoch, for the stage's
    10% split: (1/9) x (eval seconds per image) / (train seconds per image).
 
