@@ -76,6 +76,12 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     # Only seed 43's defaults logged the balanced curve: its kept (best, epoch 2) value 0.6 minus test 0.74.
     assert "val balanced accuracy minus test accuracy): baseline -0.140 (1 seed(s))." in gap
     assert "synthetic variants" not in gap  # said only when the augmented model's validation overstates more
+    # The page opens with the headline figures: part 3's defaults beside the study's (no augmented run yet).
+    glance = page.split("## At a glance")[1].split("**Still to run**")[0]
+    assert ("- The study's baseline CNN (part 3, mean over 2 of 3 seeds, the study's figure in brackets): accuracy "
+            "0.730 (0.78)") in glance
+    assert "augmented CNN" not in glance and "remedies" not in glance
+    assert page.index("## At a glance") < page.index("## Part 2")
     todo = page.split("**Still to run**")[1].split("\n")[0]
     assert "`part3-defaults-seed44`" in todo and "`part3-defaults-seed42`" in todo and "part2-reference" not in todo
 
@@ -331,3 +337,31 @@ def test_the_remedies_section_ranks_on_validation_and_measures_the_goal(tmp_path
     assert "Still improving when the cap ended them: mixup; a longer schedule" in section
     assert "Training accuracy more than 0.10 above validation: none;" in section
     assert (tmp_path / "remedies.png").stat().st_size > 0
+    glance = page.split("## At a glance")[1].split("##")[0]
+    assert ("- First of 3 remedies for the imbalance on validation: **mixup** (3 of 3 seeds): validation balanced "
+            "accuracy 0.800; on test macro F1 0.720, cat recall 0.300, dog recall 0.400.") in glance
+    assert ("- The combination chosen before any remedy ran: **offline + online + logit adjustment** (3 of 3 seeds): "
+            "validation balanced accuracy 0.750; on test macro F1 0.860, cat recall 0.700, dog recall 0.660.") in glance
+    assert ("- The goal (macro F1, cat recall, dog recall >= 0.85 / 0.65 / 0.65, mean over 3 seeds; the study's "
+            "offline augmentation reached 0.80 / 0.49 / 0.55): reached by offline + online + logit adjustment "
+            "(3 of 3 seeds).") in glance
+
+
+def test_the_glance_names_the_goal_unreached_and_the_combination_once_when_it_leads():
+    from dataclasses import replace
+
+    from cifar10.studies.glance import glance_lines
+
+    def run(name, val, f1):
+        base = trained(name, f1, val=(0.5, val, val - 0.1))
+        return replace(base, model="augmented", metrics={**base.metrics, "train_seconds": 60.0})
+
+    records = {"remedy-offline-online-logit-adjustment-seed42": {"augmented": run("c", 0.81, 0.79)},
+               "remedy-offline-augmentation-seed42": {"augmented": run("o", 0.78, 0.80)}}
+    lines = glance_lines(records)
+    assert lines[0] == "## At a glance"
+    assert lines[2].startswith("- First of 2 remedies for the imbalance on validation: **offline + online + logit "
+                               "adjustment** (1 of 3 seeds): validation balanced accuracy 0.810; on test macro F1 0.790")
+    assert not any("chosen before any remedy ran" in line for line in lines)  # it leads: named once
+    assert lines[3].endswith("reached by no remedy so far; the remedies section says how far each got.")
+    assert glance_lines({}) == []

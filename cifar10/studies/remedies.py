@@ -35,6 +35,21 @@ def selected_on(run: Trained) -> float | None:
     return run.metrics.get("val_balanced_accuracy_adjusted", kept_val_balanced(run))
 
 
+def mean_selected_on(seeds: dict[int, Trained]) -> float:
+    """A remedy's mean over seeds of what it is judged on (0 when no seed logged it)."""
+    return statistics.mean([v for r in seeds.values() if (v := selected_on(r)) is not None] or [0.0])
+
+
+def ranked(runs: dict[str, dict[int, Trained]]) -> list[str]:
+    """The remedies, best first on mean validation balanced accuracy."""
+    return sorted(runs, key=lambda name: -mean_selected_on(runs[name]))
+
+
+def goal_means(seeds: dict[int, Trained]) -> dict[str, float]:
+    """A remedy's mean over seeds of each figure the goal sets."""
+    return {k: statistics.mean(r.metrics[k] for r in seeds.values()) for k in GOAL}
+
+
 def _cells(runs: dict[int, Trained], key, digits: int = 3) -> str:
     values = [v for r in runs.values() if (v := key(r)) is not None]
     return band(values, digits=digits)
@@ -49,12 +64,11 @@ def remedies_section(records: dict[str, dict[str, Trained]], figures: Path) -> l
            f"under one protocol (`{' '.join('-S ' + o for o in REMEDY_PROTOCOL)}`): validation from original images "
            "only, early stopping and every choice on validation balanced accuracy. Each cell: mean (min to max) over "
            "the seeds that have run. Test figures are scored once per remedy and not used to choose.", ""]
-    ranked = sorted(runs, key=lambda name: -statistics.mean(
-        [v for r in runs[name].values() if (v := selected_on(r)) is not None] or [0.0]))
+    order = ranked(runs)
     out += ["| remedy | seeds | val balanced accuracy | " + " | ".join(c for c, _ in COLUMNS)
             + " | epochs (best) | training min | images/s | CPU |",
             "| --- | ---: |" + " ---: |" * (len(COLUMNS) + 4) + " --- |"]
-    for name in ranked:
+    for name in order:
         seeds = runs[name]
         cpus = "; ".join(sorted({r.cpu for r in seeds.values()}))
         epochs = "; ".join(f"{r.metrics['epochs_run']:.0f} ({r.metrics['best_epoch']:.0f})" for r in seeds.values())
@@ -62,9 +76,9 @@ def remedies_section(records: dict[str, dict[str, Trained]], figures: Path) -> l
                    + " | ".join(_cells(seeds, lambda r, k=k: r.metrics.get(k)) for _, k in COLUMNS)
                    + f" | {epochs} | {_cells(seeds, lambda r: r.metrics['train_seconds'] / 60, 1)} | "
                    f"{_cells(seeds, lambda r: r.metrics['train_images_per_s'], 0)} | {cpus} |")
-    out += ["", f"Ranked by validation balanced accuracy: **{ranked[0]}** first"
-            + (" (chosen on validation alone)." if len(runs[ranked[0]]) == len(SEEDS) else
-               f" so far ({len(runs[ranked[0]])} of {len(SEEDS)} seeds).")]
+    out += ["", f"Ranked by validation balanced accuracy: **{order[0]}** first"
+            + (" (chosen on validation alone)." if len(runs[order[0]]) == len(SEEDS) else
+               f" so far ({len(runs[order[0]])} of {len(SEEDS)} seeds).")]
     out += goal_lines(runs)
     out += tau_lines(runs)
     out += curve_lines(runs)
@@ -78,7 +92,7 @@ def goal_lines(runs: dict[str, dict[int, Trained]]) -> list[str]:
     lines = ["", "Against the goal for the best combination (macro F1 >= 0.85, cat and dog recall >= 0.65, mean over "
              "three seeds; the study's offline augmentation reached 0.80 / 0.49 / 0.55):", ""]
     for name, seeds in runs.items():
-        means = {k: statistics.mean(r.metrics[k] for r in seeds.values()) for k in GOAL}
+        means = goal_means(seeds)
         short = [f"{LABEL[k]} {GOAL[k] - v:.3f} short" for k, v in means.items() if v < GOAL[k]]
         lines.append(f"- {name}: macro F1 {means['test_macro_f1']:.3f}, cat recall {means['test_recall_cat']:.3f}, "
                      f"dog recall {means['test_recall_dog']:.3f}: " + ("goal reached" if not short else "; ".join(short))

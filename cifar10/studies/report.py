@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cifar10.studies.gap import gap_lines
+from cifar10.studies.glance import glance_lines
 from cifar10.studies.part2 import part2_section
 from cifar10.studies.part3 import band_figure, band_tables, setups_of
 from cifar10.studies.plan import RERUN, SETUP_TARGETS, experiments
@@ -65,7 +66,7 @@ def studies_markdown(records: dict[str, dict[str, Trained]], command: str, figur
     out = ["# The study's experiments on the real data", "",
            f"Written by `{command}` from the MLflow records of the experiments alone, as STUDIES.json keeps them "
            f"(every figure below is one a run logged). {len(planned) - len(todo)} of {len(planned)} planned "
-           "experiments have finished.", ""]
+           "experiments have finished.", ""] + glance_lines(records)
     if todo:
         out += ["**Still to run** (`python -m scripts.studies run` resumes): " + ", ".join(f"`{t}`" for t in todo), ""]
     return "\n".join(out + part2_section(records, figures) + part3_section(records, figures)

@@ -1,0 +1,61 @@
+"""The top of STUDIES.md: the few figures a reader comes for, each one also in a section below.
+
+The study's two CNNs over seeds beside its published figures (part 3's defaults), the remedy first on
+validation, and the combination chosen before any remedy ran, against the goal set for it.
+"""
+from __future__ import annotations
+
+import statistics
+
+from cifar10.reporting.reference import STUDY
+from cifar10.studies.part3 import FIGURES, MODELS, metric, setups_of, values_of
+from cifar10.studies.plan import REMEDIES, SEEDS
+from cifar10.studies.records import Trained
+from cifar10.studies.remedies import GOAL, LABEL, STUDY_REMEDY, goal_means, mean_selected_on, ranked, remedy_runs
+
+COMBINATION = list(REMEDIES)[-1]  # the plan lists the pre-registered combination last
+
+
+def glance_lines(records: dict[str, dict[str, Trained]]) -> list[str]:
+    """`## At a glance` with a line per headline figure; nothing while no run has finished."""
+    lines = _study_lines(records) + _remedy_lines(records)
+    return ["## At a glance", "", *lines, ""] if lines else []
+
+
+def _study_lines(records: dict[str, dict[str, Trained]]) -> list[str]:
+    defaults = setups_of(records)["defaults"]
+    out = []
+    for model in MODELS:
+        figures = [(label, values_of(defaults, model, metric(key)), study(STUDY[model]))
+                   for label, key, study in FIGURES]
+        seeds = max(len(values) for _, values, _ in figures)
+        if seeds:
+            out.append(f"- The study's {model} CNN (part 3, mean over {seeds} of {len(SEEDS)} seeds, the study's "
+                       "figure in brackets): " + ", ".join(f"{label} {statistics.mean(values):.3f} ({ref:.2f})"
+                                                          for label, values, ref in figures if values) + ".")
+    return out
+
+
+def _remedy_lines(records: dict[str, dict[str, Trained]]) -> list[str]:
+    runs = remedy_runs(records)
+    if not runs:
+        return []
+
+    def summary(name: str) -> str:
+        seeds = runs[name]
+        return (f"**{name}** ({len(seeds)} of {len(SEEDS)} seeds): validation balanced accuracy "
+                f"{mean_selected_on(seeds):.3f}; on test " + ", ".join(f"{LABEL[k]} {v:.3f}"
+                                                                     for k, v in goal_means(seeds).items()))
+
+    best = ranked(runs)[0]
+    goal, study = (" / ".join(f"{v:.2f}" for v in figures.values()) for figures in (GOAL, STUDY_REMEDY))
+    reached = [f"{name} ({len(seeds)} of {len(SEEDS)} seeds)" for name, seeds in runs.items()
+               if all(v >= GOAL[k] for k, v in goal_means(seeds).items())]
+    out = [f"- First of {len(runs)} remedies for the imbalance on validation: {summary(best)}."]
+    if COMBINATION in runs and COMBINATION != best:
+        out.append(f"- The combination chosen before any remedy ran: {summary(COMBINATION)}.")
+    out.append(f"- The goal ({', '.join(LABEL.values())} >= {goal}, mean over {len(SEEDS)} seeds; the study's "
+               f"offline augmentation reached {study}): "
+               + (f"reached by {', '.join(reached)}." if reached else "reached by no remedy so far; the remedies "
+                  "section says how far each got."))
+    return out
