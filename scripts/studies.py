@@ -1,13 +1,15 @@
 """The study's experiments on the real data: run (or resume) them, then write STUDIES.md from MLflow.
 
-    python -m scripts.studies run [--only part2|part3|bf16|rerun] [--name EXPERIMENT ...] [-S key=value ...] [--dry-run]
+    python -m scripts.studies run [--only part2|part3|bf16|rerun|remedies] [--name EXPERIMENT ...] [-S key=value ...] [--dry-run]
     python -m scripts.studies report [--output STUDIES.md]
 
 `run` runs the planned DVC experiments (cifar10.studies.plan) one at a time, each in a temporary copy
 of the repository (`dvc exp run --temp`: the workspace and params.yaml stay untouched), all logging to
 the project's MLflow store. It skips experiments that finished and resumes one that was stopped (its
 training resumes from the last completed epoch; a training that had finished restores its model from
-the backup the runner keeps until the experiment ends). Each finished experiment's records go into
+the backup the runner keeps until the experiment ends). An experiment that differs from an earlier one
+only in what acts after training (logit adjustment after `none`) adopts that one's finished training,
+kept for it, instead of training the same model again. Each finished experiment's records go into
 STUDIES.json, which travels with the repository: an experiment it holds is not run again, also on a
 machine whose MLflow store never saw it. `report` writes STUDIES.md and figures/studies/*.png from
 those records and the store's. Run it in a project whose download source is set (the real data).
@@ -26,9 +28,10 @@ from pathlib import Path
 from cifar10.errors import cli_errors
 from cifar10.schema import load_params
 from cifar10.studies import record_file
-from cifar10.studies.plan import SITTING_TAG, experiments
+from cifar10.studies.plan import SITTING_TAG, Experiment, experiments
 from cifar10.tracking.store import tracking_uri
-from cifar10.training.backup_folders import KEEP_FINISHED_ENV, delete_backup, experiment_backups
+from cifar10.training.backup_folders import (KEEP_FINISHED_ENV, SHARED_TRAINING_ENV, delete_backup,
+                                            experiment_backups)
 
 
 def _store():
@@ -73,14 +76,21 @@ def stoppable() -> None:
 
 
 def _wrap_up(client, experiment_id: str | None, experiment: str) -> None:
-    """What a finished experiment no longer needs: its training backups and, in the UI's study filter,
-    the runs a later run replaced."""
+    """What a finished experiment no longer needs in the UI's study filter: the runs a later run replaced."""
     from cifar10.studies.records import retire_superseded
 
-    for folder in experiment_backups(experiment):
-        delete_backup(folder)
     if experiment_id:
         retire_superseded(client, experiment_id, experiment)
+
+
+def release_backups(planned: list[Experiment], unfinished: set[str]) -> None:
+    """Delete the training backups of the finished experiments, except those an unfinished one will adopt
+    (its `training_of`): a finished experiment that is resumed restores from them instead of training."""
+    adopted = {e.training_of for e in planned if e.name in unfinished}
+    for exp in planned:
+        if exp.name not in unfinished and exp.name not in adopted:
+            for folder in experiment_backups(exp.name):
+                delete_backup(folder)
 
 
 def _record(client, experiment_id: str | None, names) -> None:
@@ -101,12 +111,14 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
     sitting = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"  # this runner process: speed ratios pair within it
     done = {e.name for e in planned if experiment_id and finished(client, experiment_id, e.name, e.target)}
     elsewhere = {e.name for e in planned if e.name not in done and set(e.models) <= set(recorded.get(e.name, {}))}
+    unfinished = {e.name for e in planned} - done - elsewhere
     if experiment_id and not dry_run:  # nothing of these runs now: what a killed process left RUNNING is over
         stale = sum(close_stale_runs(client, experiment_id, e.name) for e in planned)
         if stale:
             print(f"{stale} run(s) that a killed process left RUNNING are now marked KILLED", flush=True)
         for name in done:  # before anything runs, in case a stop came between an experiment's end and its wrap-up
             _wrap_up(client, experiment_id, name)
+        release_backups(planned, unfinished)
         if done:
             _record(client, experiment_id, done)
     for i, exp in enumerate(planned, 1):
@@ -119,13 +131,14 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
                   "skipped", flush=True)
             continue
         cmd = exp.command(tuple(extra))
-        print(f"[{i}/{len(planned)}] {exp.name}: {' '.join(cmd)}", flush=True)
+        adopts = f" (adopts the training of {exp.training_of})" if exp.training_of else ""
+        print(f"[{i}/{len(planned)}] {exp.name}: {' '.join(cmd)}{adopts}", flush=True)
         if dry_run:
             continue
         started = time.perf_counter()
         # A resumed experiment reruns every stage: a training that had finished restores from its backup.
         env = {**os.environ, "PIPELINE_RUN_TAGS": json.dumps({**exp.tags(), SITTING_TAG: sitting}),
-               KEEP_FINISHED_ENV: "1"}
+               KEEP_FINISHED_ENV: "1", SHARED_TRAINING_ENV: exp.training_of}
         try:
             code = run_child(cmd, env)
         except KeyboardInterrupt:
@@ -136,7 +149,9 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
             print(f"error: experiment {exp.name} failed (exit {code}); rerun to resume it", file=sys.stderr)
             return code
         client, experiment_id = _store()
+        unfinished.discard(exp.name)
         _wrap_up(client, experiment_id, exp.name)
+        release_backups(planned, unfinished)
         _record(client, experiment_id, [exp.name])
         print(f"[{i}/{len(planned)}] {exp.name}: done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     return 0

@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     from cifar10.tracking.registry import register
     from cifar10.tracking.runs import stage_run
     from cifar10.tracking.tracker import NullTracker
-    from cifar10.training.backup_folders import backup_folder, finish_backup
+    from cifar10.training.backup_folders import (ADOPTED_TAG, AFTER_TRAINING, adopted_from, backup_folder,
+                                                finish_backup)
     from cifar10.training.distribution import make_cluster, save_on_worker, write_shard_report
     from cifar10.training.fit import train
     from cifar10.training.history import EpochHistory, console_sink, csv_sink, tracker_sink, write_history
@@ -53,9 +54,13 @@ def main(argv: list[str] | None = None) -> None:
         train_ds = dataset.load(train_path)
         # A multi-worker run does not resume: every worker would have to restore the same epoch, and
         # the workers cannot agree on one before they train together; it restarts from epoch 1.
-        # Logit adjustment comes after training: a finished training's backup serves any setting of it.
+        # Logit adjustment comes after training: a finished training's backup serves any setting of it,
+        # in this experiment or (adopted) in the one SHARED_TRAINING_ENV names.
         backup = None if cluster.name == "multi_worker" else backup_folder(
-            variant, [cfg.model_dump(exclude={"logit_adjustment"}), params.base.model_dump()], train_path)
+            variant, [cfg.model_dump(exclude=set(AFTER_TRAINING)), params.base.model_dump()], train_path)
+        if source := adopted_from(backup):
+            tracker.set_tags({ADOPTED_TAG: source})
+            print(f"{stage}: adopts the training of experiment {source} (the same params and data)", file=sys.stderr)
         label = f"{stage}: " if cluster.is_chief else f"{stage} ({cluster.task_type} {cluster.task_index}): "
         print(f"{label}precision {policy} ({why})", file=sys.stderr)
         tracker.log_params({"precision": policy})

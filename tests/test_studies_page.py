@@ -365,3 +365,19 @@ def test_the_glance_names_the_goal_unreached_and_the_combination_once_when_it_le
     assert not any("chosen before any remedy ran" in line for line in lines)  # it leads: named once
     assert lines[3].endswith("reached by no remedy so far; the remedies section says how far each got.")
     assert glance_lines({}) == []
+
+
+def test_a_remedy_that_adopted_anothers_training_says_whose_figures_it_shows():
+    from dataclasses import replace
+
+    from cifar10.studies.remedies import adopted_lines
+    from cifar10.training.backup_folders import ADOPTED_TAG
+
+    own = trained("remedy-logit-adjustment-seed43", 0.79)
+    adopted = replace(own, tags={**own.tags, ADOPTED_TAG: "remedy-none-seed44"})
+    lines = adopted_lines({"logit adjustment": {43: own, 44: adopted}, "none": {44: trained("n", 0.77)}})
+    assert lines[1] == "Trained once, used twice:"
+    assert lines[3:] == ["- logit adjustment: seed(s) 44 restored the finished training of `remedy-none-seed44` (the "
+                         "same params and data: it acts after training), so epochs, training minutes and images/s "
+                         "there are that training's; its own cost is the search on validation that follows."]
+    assert adopted_lines({"none": {44: trained("n", 0.77)}}) == []

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from cifar10.training.backup_folders import AFTER_TRAINING
+
 # The study's experiments train in float32, whatever precision this CPU's `auto` picks; bfloat16 is a
 # setup of its own (MIXED), measured against that float32 band.
 FLOAT32, BFLOAT16 = "train.precision=float32", "train.precision=mixed_bfloat16"
@@ -87,6 +89,9 @@ class Experiment:
     overrides: tuple[str, ...]
     target: str  # the stage DVC reproduces
     labels: dict = field(default_factory=dict, hash=False)  # study/variant or setup/seed, for the report
+    # An earlier experiment that trains the same model (they differ only in what acts after training):
+    # this one restores that training from its backup instead of running it again.
+    training_of: str = ""
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -155,12 +160,21 @@ def experiments() -> list[Experiment]:
     return out + [remedy(name, s) for s in SEEDS for name in REMEDIES]  # each remedy's first seed first
 
 
-def remedy(name: str, seed: int) -> Experiment:
-    """One remedy on one seed, in the precision the machine picks (auto)."""
+def _training(name: str) -> tuple[str, tuple[str, ...]]:
+    """A remedy's model and the overrides that shape its training (those acting after it left out)."""
     model, overrides = REMEDIES[name]
+    return model, tuple(o for o in overrides if not o.startswith(tuple(f"train.{k}=" for k in AFTER_TRAINING)))
+
+
+def remedy(name: str, seed: int) -> Experiment:
+    """One remedy on one seed, in the precision the machine picks (auto). A remedy that acts only after
+    training (logit adjustment) restores the training of the first remedy that trains the same model."""
+    model, overrides = REMEDIES[name]
+    twin = next(other for other in REMEDIES if _training(other) == _training(name))
     return Experiment(f"remedy-{_slug(name)}-seed{seed}", "remedies",
                       (f"evaluate.models=[{model}]", *REMEDY_PROTOCOL, f"base.seed={seed}", *overrides),
-                      f"evaluate@{model}", {"setup": name, "seed": seed})
+                      f"evaluate@{model}", {"setup": name, "seed": seed},
+                      f"remedy-{_slug(twin)}-seed{seed}" if twin != name else "")
 
 
 def variants_of(study: str) -> list[tuple[str, Experiment]]:

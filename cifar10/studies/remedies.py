@@ -12,6 +12,7 @@ from pathlib import Path
 from cifar10.studies.part3 import band, kept_val_balanced
 from cifar10.studies.plan import REMEDIES, REMEDY_PROTOCOL, SEEDS, experiments
 from cifar10.studies.records import Trained
+from cifar10.training.backup_folders import ADOPTED_TAG
 
 GOAL = {"test_macro_f1": 0.85, "test_recall_cat": 0.65, "test_recall_dog": 0.65}  # for the best combination
 LABEL = {"test_macro_f1": "macro F1", "test_recall_cat": "cat recall", "test_recall_dog": "dog recall"}
@@ -79,12 +80,26 @@ def remedies_section(records: dict[str, dict[str, Trained]], figures: Path) -> l
     out += ["", f"Ranked by validation balanced accuracy: **{order[0]}** first"
             + (" (chosen on validation alone)." if len(runs[order[0]]) == len(SEEDS) else
                f" so far ({len(runs[order[0]])} of {len(SEEDS)} seeds).")]
+    out += adopted_lines(runs)
     out += goal_lines(runs)
     out += tau_lines(runs)
     out += curve_lines(runs)
     path = figures / "remedies.png"
     remedies_figure(runs, path)
     return out + ["", f"![remedies]({path.as_posix()})", ""]
+
+
+def adopted_lines(runs: dict[str, dict[int, Trained]]) -> list[str]:
+    """The remedies that restored another experiment's finished training instead of training again."""
+    lines = []
+    for name, seeds in runs.items():
+        adopted = {s: r.tags[ADOPTED_TAG] for s, r in sorted(seeds.items()) if ADOPTED_TAG in r.tags}
+        if adopted:
+            lines.append(f"- {name}: seed(s) {', '.join(map(str, adopted))} restored the finished training of "
+                         f"{', '.join(f'`{e}`' for e in adopted.values())} (the same params and data: it acts after "
+                         "training), so epochs, training minutes and images/s there are that training's; its own cost "
+                         "is the search on validation that follows.")
+    return ["", "Trained once, used twice:", "", *lines] if lines else []
 
 
 def goal_lines(runs: dict[str, dict[int, Trained]]) -> list[str]:

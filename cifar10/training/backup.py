@@ -17,9 +17,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from cifar10.training.backup_folders import STATE_FILE as _STATE_FILE
 from cifar10.training.history import EpochHistory
-
-_STATE_FILE = "state.npz"
 
 
 @dataclass

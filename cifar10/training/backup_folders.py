@@ -7,7 +7,12 @@ DVC output, so a DVC experiment killed in its temporary workspace resumes when i
 A finished training deletes its backup, except when KEEP_FINISHED_ENV is set: the studies runner sets
 it, because its experiments rerun every stage (`dvc exp run --force`) when resumed, and a finished
 stage then restores its model from the backup instead of training again; the runner deletes the
-experiment's backups once the whole experiment has finished. Light to import (no TensorFlow).
+experiment's backups once the whole experiment has finished.
+
+A setting that acts only once training has ended (AFTER_TRAINING: logit adjustment) is left out of the
+key, so two experiments that differ only there train the same model: an experiment may adopt the
+other's backup (SHARED_TRAINING_ENV names that experiment) and restore its training instead of
+running it again. Light to import (no TensorFlow).
 """
 from __future__ import annotations
 
@@ -22,6 +27,11 @@ from cifar10.checksums import file_checksum
 from cifar10.paths import CNN_TRAIN_SET, project_root
 
 KEEP_FINISHED_ENV = "PIPELINE_KEEP_TRAIN_BACKUP"
+SHARED_TRAINING_ENV = "PIPELINE_TRAINING_FROM"  # another DVC experiment whose training of the same key to adopt
+AFTER_TRAINING = ("logit_adjustment",)  # `train` keys that act on the trained model, not on its training
+STATE_FILE = "state.npz"  # the training state in a backup folder (cifar10.training.backup)
+_ADOPTED_FILE = "adopted_from"  # the experiment a folder's state was copied from
+ADOPTED_TAG = "training_adopted_from"  # on the MLflow run of a training that adopted one
 
 
 def backup_root() -> Path:
@@ -50,7 +60,24 @@ def backup_folder(name: str, key: object, data_path: Path, root: Path | None = N
     for stale in _folders(root, (name,), experiment):
         if stale != folder:
             shutil.rmtree(stale, ignore_errors=True)
+    source = os.environ.get(SHARED_TRAINING_ENV, "")
+    shared = root / f"{name}-{_experiment_slug(source)}-{digest.hexdigest()[:16]}"
+    if source and source != experiment and not (folder / STATE_FILE).exists() and (shared / STATE_FILE).exists():
+        # A copy, not the folder itself: the source experiment may still resume from its own. The state
+        # file is replaced atomically, so the copy is one whole epoch's state.
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shared / STATE_FILE, folder / f".{STATE_FILE}.adopt")
+        (folder / _ADOPTED_FILE).write_text(source)
+        os.replace(folder / f".{STATE_FILE}.adopt", folder / STATE_FILE)
     return folder
+
+
+def adopted_from(folder: Path | None) -> str | None:
+    """The experiment whose training state this backup folder adopted, or None."""
+    try:
+        return (folder / _ADOPTED_FILE).read_text() if folder is not None else None
+    except OSError:
+        return None
 
 
 def experiment_backups(experiment: str, root: Path | None = None) -> list[Path]:
