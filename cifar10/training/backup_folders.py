@@ -7,7 +7,7 @@ DVC output, so a DVC experiment killed in its temporary workspace resumes when i
 A finished training deletes its backup, except when KEEP_FINISHED_ENV is set: the studies runner sets
 it, because its experiments rerun every stage (`dvc exp run --force`) when resumed, and a finished
 stage then restores its model from the backup instead of training again; the runner deletes the
-experiment's backups once the whole experiment has finished.
+experiment's backups once the whole experiment, and any that adopts its training (below), has finished.
 
 A setting that acts only once training has ended (AFTER_TRAINING: logit adjustment) is left out of the
 key, so two experiments that differ only there train the same model: an experiment may adopt the
@@ -56,12 +56,16 @@ def backup_folder(name: str, key: object, data_path: Path, root: Path | None = N
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode())
     digest.update(file_checksum(data_path, "sha256").encode())
     experiment = os.environ.get("DVC_EXP_NAME", "")
-    folder = root / f"{name}-{_experiment_slug(experiment)}-{digest.hexdigest()[:16]}"
+
+    def folder_of(exp: str) -> Path:
+        return root / f"{name}-{_experiment_slug(exp)}-{digest.hexdigest()[:16]}"
+
+    folder = folder_of(experiment)
     for stale in _folders(root, (name,), experiment):
         if stale != folder:
             shutil.rmtree(stale, ignore_errors=True)
     source = os.environ.get(SHARED_TRAINING_ENV, "")
-    shared = root / f"{name}-{_experiment_slug(source)}-{digest.hexdigest()[:16]}"
+    shared = folder_of(source)
     if source and source != experiment and not (folder / STATE_FILE).exists() and (shared / STATE_FILE).exists():
         # A copy, not the folder itself: the source experiment may still resume from its own. The state
         # file is replaced atomically, so the copy is one whole epoch's state.
