@@ -96,7 +96,7 @@ def remedies_section(records: dict[str, dict[str, Trained]], figures: Path) -> l
     out += ["", f"Ranked by validation balanced accuracy: **{order[0]}** first"
             + (" (chosen on validation alone)." if len(runs[order[0]]) == len(SEEDS) else
                f" so far ({len(runs[order[0]])} of {len(SEEDS)} seeds).")
-            + (f" The figures of {', '.join(adjusted_remedies(runs))} are each seed's best of {len(TAUS)} tau values "
+            + (f" The figures of {' and '.join(adjusted_remedies(runs))} are each seed's best of {len(TAUS)} tau values "
                "on the same validation split that ranks them, an edge the other remedies do not have: the test "
                "columns, scored once, are the check." if adjusted_remedies(runs) else "")]
     out += adopted_lines(runs)
