@@ -93,12 +93,13 @@ def remedies_section(records: dict[str, dict[str, Trained]], figures: Path) -> l
                    + " | ".join(_cells(seeds, lambda r, k=k: r.metrics.get(k)) for _, k in COLUMNS)
                    + f" | {epochs} | {_cells(seeds, lambda r: r.metrics['train_seconds'] / 60, 1)} | "
                    f"{_cells(seeds, lambda r: r.metrics['train_images_per_s'], 0)} | {cpus} |")
+    adjusted = adjusted_remedies(runs)
     out += ["", f"Ranked by validation balanced accuracy: **{order[0]}** first"
             + (" (chosen on validation alone)." if len(runs[order[0]]) == len(SEEDS) else
                f" so far ({len(runs[order[0]])} of {len(SEEDS)} seeds).")
-            + (f" The figures of {' and '.join(adjusted_remedies(runs))} are each seed's best of {len(TAUS)} tau values "
-               "on the same validation split that ranks them, an edge the other remedies do not have: the test "
-               "columns, scored once, are the check." if adjusted_remedies(runs) else "")]
+            + (f" The figures of {' and '.join(adjusted)} are each seed's best of {len(TAUS)} tau values on the same "
+               "validation split that ranks them, an edge the other remedies do not have: the test columns, scored "
+               "once, are the check." if adjusted else "")]
     out += adopted_lines(runs)
     out += goal_lines(runs, balanced_reference(records))
     out += tau_lines(runs)
