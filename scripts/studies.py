@@ -9,7 +9,9 @@ the project's MLflow store. It skips experiments that finished and resumes one t
 training resumes from the last completed epoch; a training that had finished restores its model from
 the backup the runner keeps until the experiment ends). An experiment that differs from an earlier one
 only in what acts after training (logit adjustment after `none`) adopts that one's finished training,
-kept for it, instead of training the same model again. Each finished experiment's records go into
+kept for it, instead of training the same model again. A run whose figure pairs with an earlier experiment
+only within one sitting (the float32 partner of a bfloat16 run: a speed ratio) brings that experiment back
+to run again before it, both from their first epoch. Each finished experiment's records go into
 STUDIES.json, which travels with the repository: an experiment it holds is not run again, also on a
 machine whose MLflow store never saw it. `report` writes STUDIES.md and figures/studies/*.png from
 those records and the store's. Run it in a project whose download source is set (the real data).
@@ -93,6 +95,12 @@ def release_backups(planned: list[Experiment], unfinished: set[str]) -> None:
                 delete_backup(folder)
 
 
+def sitting_mates(planned: list[Experiment], unfinished: set[str]) -> dict[str, str]:
+    """mate -> the experiment still to run that pairs with it only within one sitting (its `same_sitting_as`):
+    the mate runs again in this sitting, even when it finished in an earlier one."""
+    return {e.same_sitting_as: e.name for e in planned if e.name in unfinished and e.same_sitting_as}
+
+
 def _record(client, experiment_id: str | None, names) -> None:
     """Copy the store's records of these experiments into STUDIES.json."""
     from cifar10.studies.records import trained_models
@@ -112,6 +120,10 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
     done = {e.name for e in planned if experiment_id and finished(client, experiment_id, e.name, e.target)}
     elsewhere = {e.name for e in planned if e.name not in done and set(e.models) <= set(recorded.get(e.name, {}))}
     unfinished = {e.name for e in planned} - done - elsewhere
+    mates = sitting_mates(planned, unfinished)
+    if mates:
+        planned = [e for e in experiments() if e in planned or e.name in mates]
+        done, elsewhere, unfinished = done - set(mates), elsewhere - set(mates), unfinished | set(mates)
     if experiment_id and not dry_run:  # nothing of these runs now: what a killed process left RUNNING is over
         stale = sum(close_stale_runs(client, experiment_id, e.name) for e in planned)
         if stale:
@@ -119,6 +131,9 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
         for name in done:  # before anything runs, in case a stop came between an experiment's end and its wrap-up
             _wrap_up(client, experiment_id, name)
         release_backups(planned, unfinished)
+        for name in {*mates, *mates.values()}:  # both train whole here: an earlier sitting's epochs pair with nothing
+            for folder in experiment_backups(name):
+                delete_backup(folder)
         if done:
             _record(client, experiment_id, done)
     for i, exp in enumerate(planned, 1):
@@ -131,8 +146,9 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
                   "skipped", flush=True)
             continue
         cmd = exp.command(tuple(extra))
-        adopts = f" (adopts the training of {exp.training_of})" if exp.training_of else ""
-        print(f"[{i}/{len(planned)}] {exp.name}: {' '.join(cmd)}{adopts}", flush=True)
+        why = f" (adopts the training of {exp.training_of})" if exp.training_of else ""
+        why += f" (again: {mates[exp.name]} pairs with it only in one sitting)" if exp.name in mates else ""
+        print(f"[{i}/{len(planned)}] {exp.name}: {' '.join(cmd)}{why}", flush=True)
         if dry_run:
             continue
         started = time.perf_counter()

@@ -99,3 +99,36 @@ def test_a_broken_record_file_stops_the_command_with_one_line_and_is_left_as_it_
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: STUDIES.json: not a studies record file (") and "\n" not in err
     assert (project / "STUDIES.json").read_text() == text and not (project / "STUDIES.md").exists()
+
+
+def test_a_float32_partner_still_to_run_brings_its_bfloat16_mate_back_into_the_same_sitting(project):
+    """A speed ratio pairs only runs of one sitting: bf16-seed44 finished in an earlier one (its records are in
+    STUDIES.json), so running f32-seed44 alone would pair with nothing. Once both are recorded, neither runs."""
+    from cifar10.studies.plan import experiments
+
+    client, exp = _store(project, "first.db")
+    for model in ("baseline", "augmented"):
+        training_run(client, exp, "bf16-seed44", model, 0.75, [0.6, 0.75], seed=44)
+    studies.report(project / "STUDIES.md")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'second.db'}", "PYTHONPATH": str(ROOT)}
+
+    def dry_run(*names):
+        args = [a for n in names for a in ("--name", n)]
+        out = subprocess.run([sys.executable, "-m", "scripts.studies", "run", "--dry-run", *args], cwd=project,
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return [line for line in out.stdout.splitlines() if line.startswith("[")]
+
+    lines = dry_run("f32-seed44")
+    assert len(lines) == 2
+    assert lines[0].startswith("[1/2] bf16-seed44: dvc exp run --temp --force --name bf16-seed44 ")
+    assert lines[0].endswith(" (again: f32-seed44 pairs with it only in one sitting)")
+    assert lines[1].startswith("[2/2] f32-seed44: dvc exp run --temp --force --name f32-seed44 ")
+    assert next(e for e in experiments() if e.name == "f32-seed44").same_sitting_as == "bf16-seed44"
+
+    for model in ("baseline", "augmented"):
+        training_run(client, exp, "f32-seed44", model, 0.74, [0.6, 0.74], seed=44)
+    studies.report(project / "STUDIES.md")
+    assert dry_run("bf16-seed44", "f32-seed44") == [
+        "[1/2] bf16-seed44: recorded in STUDIES.json (run on Test CPU), skipped",
+        "[2/2] f32-seed44: recorded in STUDIES.json (run on Test CPU), skipped"]

@@ -93,6 +93,9 @@ class Experiment:
     # An earlier experiment that trains the same model (they differ only in what acts after training):
     # this one restores that training from its backup instead of running it again.
     training_of: str = ""
+    # An earlier experiment this one's figure pairs with only when both ran in one sitting (a speed ratio):
+    # while this one is still to run, that one runs again before it, in the same sitting.
+    same_sitting_as: str = ""
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -143,7 +146,7 @@ def experiments() -> list[Experiment]:
     # bfloat16's other seeds, then the float32 partner of the last, run in the same sitting.
     out += [bf16(s) for s in SEEDS[1:]]
     out.append(Experiment(f"f32-seed{SEEDS[-1]}", "bf16", (*PART3_COMMON, FLOAT32, f"base.seed={SEEDS[-1]}"),
-                          "compare", {"setup": PARTNER, "seed": SEEDS[-1]}))
+                          "compare", {"setup": PARTNER, "seed": SEEDS[-1]}, same_sitting_as=out[-1].name))
     seen: dict[tuple[str, ...], Experiment] = {}
     for study, variants in PART2.items():
         for variant, overrides in variants.items():
