@@ -131,7 +131,8 @@ def main() -> None:
     out = ["## Where a training step's time goes", "",
            f"Command: `.venv/bin/python -m benchmarks.profile` on {os.cpu_count()} cores of {cpu_model()}. "
            f"One training step of the study's CNN (batch {BATCH}, Adam 1e-3, the stage's input path), "
-           f"{args.steps}-step epochs: images/s is the median of {args.repeats} unprofiled epochs; the split comes from one epoch under TensorFlow's profiler, "
+           f"{args.steps}-step epochs: images/s is the median of {args.repeats} unprofiled epochs; the split comes "
+           "from one epoch under TensorFlow's profiler, "
            "each instant's wall time shared among the ops running then (TF's op names tell the layer; "
            "`gradient_tape/` the backward pass), scaled to the unprofiled step. Cells: ms per step (share).", ""]
     for fused, title in ((False, "Stock Keras batch norm (the train stages before)"),
