@@ -91,8 +91,12 @@ def release_backups(planned: list[Experiment], unfinished: set[str]) -> None:
     adopted = {e.training_of for e in planned if e.name in unfinished}
     for exp in planned:
         if exp.name not in unfinished and exp.name not in adopted:
-            for folder in experiment_backups(exp.name):
-                delete_backup(folder)
+            _delete_backups(exp.name)
+
+
+def _delete_backups(experiment: str) -> None:
+    for folder in experiment_backups(experiment):
+        delete_backup(folder)
 
 
 def sitting_mates(planned: list[Experiment], unfinished: set[str]) -> dict[str, str]:
@@ -132,8 +136,7 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
             _wrap_up(client, experiment_id, name)
         release_backups(planned, unfinished)
         for name in {*mates, *mates.values()}:  # both train whole here: an earlier sitting's epochs pair with nothing
-            for folder in experiment_backups(name):
-                delete_backup(folder)
+            _delete_backups(name)
         if done:
             _record(client, experiment_id, done)
     for i, exp in enumerate(planned, 1):
