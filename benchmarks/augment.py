@@ -31,6 +31,7 @@ from cifar10.data import dataset  # noqa: E402
 from cifar10.classes import CIFAR10_CLASSES  # noqa: E402
 from cifar10.data.dataset import Dataset  # noqa: E402
 from cifar10.schema.augment import AugmentParams  # noqa: E402
+from cifar10.tracking.provenance import cpu_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = 3
@@ -107,8 +108,8 @@ def main() -> None:
     load = os.getloadavg()[0]
     print("## Augment stage")
     print()
-    print(f"Machine: {os.cpu_count()} cores; 1-minute load average at the end: {load:.1f}.")
-    print("Command: `.venv/bin/python -m benchmarks.augment`")
+    print(f"Command: `.venv/bin/python -m benchmarks.augment` on {os.cpu_count()} cores of {cpu_model()}; "
+          f"1-minute load average at the end: {load:.1f}.")
     print()
     print("| measure | value | target |")
     print("| --- | --- | --- |")

@@ -69,6 +69,7 @@ def main(argv: list[str]) -> int:
     header = (
         "# Benchmarks\n\n"
         f"Last written on {time.strftime('%Y-%m-%d')} by `make bench` (`python -m benchmarks.run`) on: {machine()}.\n"
+        "A section not rerun then keeps its own date, and each names the CPU it was measured on.\n"
         "Figures are medians of repeated runs; every ratio is measured side by side in the same run.\n"
         "The machine is shared, so expect a few percent of noise between runs.\n"
     )

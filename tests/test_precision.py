@@ -5,7 +5,7 @@ import pytest
 
 from cifar10.errors import PipelineError
 from cifar10.schema import parse_params
-from cifar10.training.precision import Cpu, resolve
+from cifar10.training.precision import Cpu, has_bfloat16_units, resolve
 
 COMMON = "fpu sse2 avx avx2 fma avx512f avx512bw"
 CPUINFO = {
@@ -39,6 +39,13 @@ def test_auto_follows_the_cpus_features(kind, expected):
 def test_the_transfer_stage_takes_bfloat16_for_its_frozen_pass_on_amx_only_and_fine_tunes_in_float32(kind, frozen):
     assert resolve("auto", "frozen", cpu(kind))[0] == frozen
     assert resolve("auto", "fine_tune", cpu(kind))[0] == "float32"
+
+
+@pytest.mark.parametrize("kind, native", [("xeon-amx", True), ("xeon-no-amx", True), ("epyc", True),
+                                          ("older", False)])
+def test_bfloat16_is_native_with_amx_or_avx512_bf16_and_emulated_without(kind, native):
+    """What the suite's CPU-kind branches ask (tests/test_transfer.py's batching check)."""
+    assert has_bfloat16_units(cpu(kind)) is native
 
 
 @pytest.mark.parametrize("explicit", ["float32", "mixed_bfloat16"])

@@ -42,6 +42,7 @@ def test_the_saved_model_predicts_what_the_head_saw_in_the_cached_pass(precision
     from cifar10.models.saved import load_for_inference
     from cifar10.training.cached_pass import backbone_pass
     from cifar10.training.embeddings import embed
+    from cifar10.training.precision import Cpu, has_bfloat16_units
     from cifar10.training.transfer import train_transfer
 
     cfg, cluster = _cfg(precision=precision), make_cluster("none")
@@ -71,7 +72,17 @@ def test_the_saved_model_predicts_what_the_head_saw_in_the_cached_pass(precision
     extractor = result.model.get_layer("extractor")
     small, _ = embed(extractor, tiny_test.x, batch_size=7)
     big, _ = embed(extractor, tiny_test.x, batch_size=len(tiny_test))
-    np.testing.assert_allclose(small, big, rtol=1e-4, atol=1e-4 if precision == "float32" else 1e-2)
+    if precision == "float32" or has_bfloat16_units(Cpu.this()):
+        np.testing.assert_allclose(small, big, rtol=1e-4, atol=1e-4 if precision == "float32" else 1e-2)
+    else:
+        # bfloat16 emulated (no AMX, no AVX512_BF16): oneDNN's kernel, and so its rounding, changes with the
+        # batch size, and the differences grow through the network (up to 0.19 on features of magnitude ~50
+        # on an AMD EPYC). What holds there: each image's features agree to a few percent of their norm
+        # (at most 2.2% in 4 trainings on that EPYC) and the head's probabilities to 0.02 (at most 0.0034).
+        spread = np.linalg.norm(small - big, axis=1) / np.linalg.norm(big, axis=1)
+        assert spread.max() < 0.05, f"features move {spread.max():.3f} of their norm with the batch size"
+        np.testing.assert_allclose(result.head.predict(small, verbose=0), result.head.predict(big, verbose=0),
+                                   atol=0.02)
     assert result.validation["val_accuracy_final"] >= 0
     assert result.sizes == {"n_train": 72, "n_validation": 8, "n_train_features": 72}  # the one splitter, 10%
 

@@ -13,9 +13,10 @@ zoom), then an optional flip, then brightness. Meanings of the ranges:
 keras-cv lacks these exact semantics: its rotation takes a signed range, its zoom a sampling step
 limited to [-1, 1], its brightness is additive, and chaining its three geometric layers resamples
 (blurs) each image three times where the study resampled once. So two thin layers of our own, on
-keras-cv's vectorized base layer and its transform helpers, do the geometry and the brightness;
+keras-cv's vectorized base layer, do the geometry (its maths in `exact.py`) and the brightness;
 flip and RandAugment are keras-cv's. Every layer gets its own generator seeded from the stage seed,
-so the same params and seed give the same bytes.
+so the same params and seed give the same bytes, and for the `seed` and `oversample` policies the
+same bytes on every x86-64 CPU (`exact.py` says why; RandAugment's keras-cv ops make no such promise).
 """
 from __future__ import annotations
 
@@ -29,21 +30,21 @@ from cifar10.console import quiet_tensorflow
 quiet_tensorflow()  # before keras-cv loads TensorFlow, or its start-up banners show
 import keras_cv  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from keras_cv.src.utils import preprocessing as preprocessing_utils  # noqa: E402 - no public alias
 
+from cifar10.augmentation.exact import bilinear, sample_coordinates  # noqa: E402
 from cifar10.schema.augment import AugmentParams  # noqa: E402
 
 _Base = keras_cv.layers.VectorizedBaseImageAugmentationLayer
 
 
 class StudyAffine(_Base):
-    """Rotation, shift and zoom of the study as ONE projective transform per image.
+    """Rotation, shift and zoom of the study as ONE affine transform per image.
 
     Drawn per image: an angle of magnitude uniform in `degrees` with a random sign, shifts uniform
-    in [-f, f] of the width/height, a scale uniform in `scale`. The three keras-cv transforms
-    (rotation, then translation, then zoom, with keras-cv's own matrices) are composed and the image
-    is resampled once, as Keras' ImageDataGenerator does: three chained layers would blur 32x32
-    images three times, fill borders three times and take three times as long.
+    in [-f, f] of the width/height, a scale uniform in `scale`. The three transforms (keras-cv's
+    rotation, then translation, then zoom) are composed and the image is resampled once, as Keras'
+    ImageDataGenerator does: three chained layers would blur 32x32 images three times, fill borders
+    three times and take three times as long.
     """
 
     def __init__(self, degrees, width_shift, height_shift, scale, fill_mode="nearest", **kwargs):
@@ -63,49 +64,12 @@ class StudyAffine(_Base):
         }
 
     def augment_images(self, images, transformations, **kwargs):
-        shape = tf.shape(images)
-        h, w = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
         t = transformations
-        # Each matrix maps an output pixel to the input pixel it samples; chaining layers
-        # rotate -> translate -> zoom samples the input at R(T(Z(p))).
-        rotate = preprocessing_utils.get_rotation_matrix(t["angles"], h, w)
-        translate = preprocessing_utils.get_translation_matrix(t["shifts"] * tf.stack([w, h]))
-        zoom = _zoom_matrix(t["scales"][:, 0], h, w)
-        matrix = _product(_product(_as_3x3(rotate), _as_3x3(translate)), _as_3x3(zoom))
-        flat = tf.reshape(matrix, [-1, 9])[:, :8]
-        return preprocessing_utils.transform(images, flat, fill_mode=self.fill_mode, interpolation="bilinear")
+        x, y = sample_coordinates(t["angles"], t["shifts"], t["scales"][:, 0], images.shape[1], images.shape[2])
+        return bilinear(images, x, y, self.fill_mode)
 
     def augment_labels(self, labels, transformations, **kwargs):
         return labels
-
-
-def _zoom_matrix(scales, h, w):
-    """Scale content by `scales` about the centre: sample every 1/s pixels (as keras-cv RandomZoom)."""
-    z = 1.0 / scales
-    zeros = tf.zeros_like(z)
-    x_offset, y_offset = (w - 1.0) / 2.0 * (1.0 - z), (h - 1.0) / 2.0 * (1.0 - z)
-    return tf.stack([z, zeros, x_offset, zeros, z, y_offset, zeros, zeros], axis=1)
-
-
-def _product(a, b):
-    """a @ b for (n, 3, 3) matrices, as elementwise products summed in a fixed order.
-
-    Not `tf.matmul`: TensorFlow hands a batched matmul to oneDNN, whose kernel (AVX-512, AVX2, or
-    Eigen with oneDNN off) is picked at run time from the CPU and rounds the last bit differently;
-    after rounding to uint8 that moved a few pixels by 1 between machines. Elementwise ops run the
-    same compiled code on every x86-64 CPU, so the stage's output is the same bytes everywhere.
-    """
-    return tf.stack([
-        tf.stack([(a[:, i, 0] * b[:, 0, j] + a[:, i, 1] * b[:, 1, j]) + a[:, i, 2] * b[:, 2, j] for j in range(3)],
-                 axis=1)
-        for i in range(3)
-    ], axis=1)
-
-
-def _as_3x3(transforms):
-    """keras-cv's 8-number projective transforms as (n, 3, 3) matrices."""
-    ones = tf.ones_like(transforms[:, :1])
-    return tf.reshape(tf.concat([transforms, ones], axis=1), [-1, 3, 3])
 
 
 class MultiplicativeBrightness(_Base):
@@ -189,9 +153,14 @@ def make_augmenter(cfg: AugmentParams, seed: int) -> Callable[[np.ndarray], np.n
         x = tf.cast(batch, tf.float32)
         for layer in layers:
             x = layer(x)
-        return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+        return to_uint8(x)
 
     return lambda batch: apply(batch).numpy()
+
+
+def to_uint8(images: tf.Tensor) -> tf.Tensor:
+    """Float pixels to uint8: rounded half to even, clipped to [0, 255] (all exact operations)."""
+    return tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8)
 
 
 def augment_rows(

@@ -45,6 +45,11 @@ class Cpu:
 WORKLOADS = ("cnn", "frozen", "fine_tune")
 
 
+def has_bfloat16_units(cpu: Cpu) -> bool:
+    """Whether the CPU computes bfloat16 in hardware (AMX or AVX512_BF16); elsewhere it is emulated."""
+    return bool({"amx_bf16", "avx512_bf16"} & cpu.flags)
+
+
 def bfloat16_pays(cpu: Cpu, workload: str = "cnn") -> tuple[bool, str]:
     """(whether bfloat16 beats float32 for `workload` on `cpu`, why), by the measured rule."""
     if workload not in WORKLOADS:
@@ -58,7 +63,7 @@ def bfloat16_pays(cpu: Cpu, workload: str = "cnn") -> tuple[bool, str]:
         return True, "AMD AVX512_BF16"
     if amd_bf16:
         return False, "bfloat16 unmeasured for EfficientNet on AMD AVX512_BF16"
-    if "avx512_bf16" in cpu.flags:
+    if has_bfloat16_units(cpu):
         return False, "AVX512_BF16 without AMX runs bfloat16 slower than float32 on Intel"
     return False, "no bfloat16 units"
 
