@@ -7,7 +7,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Quiet TensorFlow's C++ log lines (start-up banners, runtime notices); Python errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install repro test test-fast ui dag exps bench results demo studies studies-report clean
+.PHONY: install repro test test-fast ui dag plots exps bench results demo studies studies-report clean
 
 install: $(STAMP)
 
@@ -38,6 +38,13 @@ ui: install
 
 dag: install
 	dvc dag
+
+# The plots of dvc.yaml drawn into dvc_plots/index.html (DVC prints its file:// address), offline: .dvc/config
+# gives DVC the page vendor/vega/dvc-plots.html, which carries Vega. PLOTS_ARGS="diff quick-demo" draws the
+# workspace beside an experiment.
+PLOTS_ARGS ?= show
+plots: install
+	dvc plots $(PLOTS_ARGS)
 
 # The workspace and every DVC experiment: name, the params that differ, the headline metrics, at most
 # EXPS_WIDTH characters a line (0: the whole width, paged). EXPS_ARGS go to `dvc exp show`, e.g.
