@@ -46,6 +46,14 @@ def test_an_experiment_trains_the_transfer_head_on_the_set_it_names(pipeline_rep
     assert transfer.data.tags["train_set"] == "imbalanced"
     assert [i.dataset.name for i in transfer.inputs.dataset_inputs] == ["data/imbalanced/train"]
 
+    # Back to the raw set: a dry run reruns the transfer stage alone (data/raw is already there).
+    assert "transfer:" not in run(["dvc", "status", "transfer"], pipeline_repo).stdout
+    params = yaml.safe_load((pipeline_repo / "params.yaml").read_text())
+    params["transfer"]["train_set"] = "raw"
+    write_params(pipeline_repo, params)
+    dry = run(["dvc", "repro", "--dry", "transfer"], pipeline_repo)
+    assert set(re.findall(r"Running stage '([^']+)'", dry.stdout)) == {"transfer"}
+
 
 def _placeholders(repo: Path) -> None:
     """Every output and data input of the pipeline as a small file, so `dvc commit` can record a lock."""
