@@ -24,6 +24,9 @@ MODELS = ("baseline", "augmented", "transfer")
 MODEL_STAGE = {"baseline": "train-baseline", "augmented": "train-augmented", "transfer": "transfer"}
 # The training set each CNN variant reads.
 CNN_TRAIN_SET = {"baseline": IMBALANCED_TRAIN, "augmented": AUGMENTED_TRAIN}
+# The training sets by folder name, the values of transfer.train_set: dvc.yaml's transfer stage
+# depends on data/${transfer.train_set}/train.npz, the same file.
+TRAIN_SETS = {"raw": RAW_TRAIN, "imbalanced": IMBALANCED_TRAIN, "augmented": AUGMENTED_TRAIN}
 
 
 def model_path(model: str) -> Path:

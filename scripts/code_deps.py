@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
+from itertools import groupby
 from pathlib import Path
 
 import yaml
@@ -110,29 +112,72 @@ def differences(dvc_file: Path = ROOT / "dvc.yaml", root: Path = ROOT) -> list[s
     return out
 
 
-def rewrite(dvc_file: Path = ROOT / "dvc.yaml", root: Path = ROOT) -> str:
-    """dvc.yaml's text with each stage's code deps replaced by its import closure, first in its deps list.
+WIDTH = 118  # dvc.yaml's longest line
+_COMMENT = re.compile(r"^(.*?)(\s+#.*)?$")
 
-    Line-based, so comments and layout survive: a stage is a 2-space-indented `name:` line, its deps
-    the `- item` lines under its `deps:` line (in `do:` for a foreach stage).
+
+def flow_lines(deps: list[str], indent: int) -> list[str]:
+    """Code deps as the rest of a flow sequence: one line per folder (wrapped at WIDTH), the last closing it."""
+    lines: list[str] = []
+    by_folder = sorted(deps, key=lambda d: (str(Path(d).parent), d))
+    for _, group in groupby(by_folder, key=lambda d: str(Path(d).parent)):
+        line = ""
+        for dep in group:
+            if line and indent + len(line) + len(dep) + 1 > WIDTH:
+                lines.append(line)
+                line = ""
+            line += f"{dep}, "
+        lines.append(line)
+    lines = [" " * indent + line.rstrip() for line in lines]
+    return lines[:-1] + [lines[-1].removesuffix(",") + "]"]
+
+
+def _closes(line: str) -> bool:
+    """Whether the line ends a flow sequence (before any comment)."""
+    return _COMMENT.match(line)[1].rstrip().endswith("]")
+
+
+def _reopen(line: str) -> str:
+    """A line that closed the sequence, left open for the code deps after it."""
+    code, comment = _COMMENT.match(line).groups()
+    code = code.rstrip().removesuffix("]").rstrip()
+    return code + ("" if code.endswith(("[", ",")) else ",") + (comment or "")
+
+
+def _starts_with_code(line: str) -> bool:
+    return line.strip().lstrip("[").strip().split("/")[0].split(",")[0] in PACKAGES
+
+
+def rewrite(dvc_file: Path = ROOT / "dvc.yaml", root: Path = ROOT) -> str:
+    """dvc.yaml's text with each stage's code deps replaced by its import closure.
+
+    Line-based, so comments and layout survive. A stage's deps are one flow sequence: its data deps on
+    the `deps: [` line (and on any line after it that does not start with code), then its code deps,
+    written here one folder a line up to the closing `]`. The closure is written in place because DVC
+    cannot interpolate a list into deps (a `${...}` there must resolve to a string).
     """
     want = expected_deps(dvc_file, root)
+    lines = dvc_file.read_text().splitlines()
     out: list[str] = []
-    stage, deps_indent = None, None
-    for line in dvc_file.read_text().splitlines():
-        stripped = line.strip()
-        indent = len(line) - len(line.lstrip())
+    stage, i = None, 0
+    while i < len(lines):
+        line, i = lines[i], i + 1
+        stripped, indent = line.strip(), len(line) - len(line.lstrip())
         if indent == 2 and stripped.endswith(":") and not stripped.startswith("#"):
-            stage, deps_indent = stripped[:-1], None
-        if deps_indent is not None and stripped.startswith("- ") and indent > deps_indent:
-            if stripped[2:].split("/")[0] in PACKAGES:
-                continue  # an old code dep: replaced below
-        elif deps_indent is not None and stripped and not stripped.startswith("#"):
-            deps_indent = None
-        out.append(line)
-        if stage in want and stripped == "deps:":
-            deps_indent = indent
-            out.extend(f"{' ' * (indent + 2)}- {dep}" for dep in want[stage])
+            stage = stripped[:-1]
+        if stage not in want or not stripped.startswith("deps:"):
+            out.append(line)
+            continue
+        if not stripped.startswith("deps: ["):
+            raise ValueError(f"{dvc_file}: stage {stage}: deps must be a flow sequence `deps: [...]`, its data "
+                             "deps first (got a block sequence)")
+        data = [line]
+        while not _closes(data[-1]) and i < len(lines) and not _starts_with_code(lines[i]):
+            data, i = data + [lines[i]], i + 1
+        closed = _closes(data[-1])
+        while not closed and i < len(lines):  # the old code deps, through the line that closes the sequence
+            closed, i = _closes(lines[i]), i + 1
+        out.extend(data[:-1] + [_reopen(data[-1])] + flow_lines(want[stage], indent + 2))
     return "\n".join(out) + "\n"
 
 
@@ -142,7 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="rewrite the code deps in dvc.yaml")
     args = parser.parse_args(argv)
     if args.write:
-        (ROOT / "dvc.yaml").write_text(rewrite())
+        try:
+            text = rewrite()
+        except ValueError as exc:  # a layout it cannot rewrite in place: nothing is written
+            print(exc, file=sys.stderr)
+            return 1
+        (ROOT / "dvc.yaml").write_text(text)
         return 0
     if args.check:
         diff = differences()

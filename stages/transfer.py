@@ -7,35 +7,13 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
-
-import yaml
 
 from cifar10.data import dataset
 from cifar10.errors import PipelineError, cli_errors
 from cifar10.outputs import atomic_output, no_partial_outputs
-from cifar10.paths import AUGMENTED_TRAIN, IMBALANCED_TRAIN, RAW_TRAIN, history_csv, model_path, require
+from cifar10.paths import TRAIN_SETS, history_csv, model_path, require
 from cifar10.schema import load_params
 from cifar10.training.precision import resolve
-
-TRAIN_FILES = {"full": RAW_TRAIN, "imbalanced": IMBALANCED_TRAIN, "augmented": AUGMENTED_TRAIN}
-
-
-def check_declared_dep(path: Path, dvc_file: Path = Path("dvc.yaml")) -> None:
-    """Refuse a training file the transfer stage's DVC deps do not list: its changes would go unnoticed.
-
-    DVC cannot make a dependency depend on a param, so dvc.yaml lists data/raw (train_set: full);
-    `imbalanced` and `augmented` need their file added to the deps by hand.
-    """
-    if not dvc_file.is_file():
-        return  # run outside a DVC project (tests, notebooks): nothing to keep in sync
-    stage = (yaml.safe_load(dvc_file.read_text()) or {}).get("stages", {}).get("transfer")
-    deps = [str(d).rstrip("/") for d in (stage or {}).get("deps", [])]
-    if stage and not any(str(path) == d or str(path).startswith(d + "/") for d in deps):
-        raise PipelineError(
-            f"{dvc_file}: stage transfer does not list {path} in its deps, which transfer.train_set reads: "
-            "add it there (DVC cannot derive deps from params)"
-        )
 
 
 @cli_errors
@@ -46,8 +24,7 @@ def main() -> None:
     if cfg.distribution == "multi_worker":  # every worker would log a run and write the model
         raise PipelineError("params.yaml: transfer.distribution: none or mirrored; multi_worker is "
                             "supported by the train stages only (got multi_worker)")
-    train_path, out_model, out_history = TRAIN_FILES[cfg.train_set], model_path("transfer"), history_csv("transfer")
-    check_declared_dep(train_path)
+    train_path, out_model, out_history = TRAIN_SETS[cfg.train_set], model_path("transfer"), history_csv("transfer")
     require(train_path)
     from cifar10.weights.manifest import read_manifest
 

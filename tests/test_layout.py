@@ -7,6 +7,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from scripts import code_deps
@@ -63,13 +64,38 @@ def test_the_closure_follows_imports_inside_functions_and_package_inits(tmp_path
     assert "missing ['cifar10/__init__.py', 'cifar10/sub/__init__.py', 'cifar10/sub/lazy.py']" in diff
     assert "not imported ['cifar10/sub/unused.py']" in diff
 
-    # --write replaces code deps in place and keeps data deps and comments.
-    (tmp_path / "dvc.yaml").write_text("# keep me\nstages:\n  s:\n    cmd: python -m stages.s\n    deps:\n"
-                                       "      - cifar10/sub/unused.py\n      - data/x  # input\n    outs:\n      - out\n")
-    assert code_deps.rewrite(tmp_path / "dvc.yaml", tmp_path) == (
-        "# keep me\nstages:\n  s:\n    cmd: python -m stages.s\n    deps:\n"
-        + "".join(f"      - {d}\n" for d in deps) + "      - data/x  # input\n    outs:\n      - out\n")
+    # --write replaces the code deps after the data deps, one folder a line, and keeps data deps and comments.
+    (tmp_path / "dvc.yaml").write_text("# keep me\nstages:\n  s:\n    cmd: python -m stages.s\n"
+                                       "    deps: [data/x, \"data/${p}/y\",  # inputs\n      cifar10/sub/unused.py]\n"
+                                       "    outs:\n      - out\n")
+    written = code_deps.rewrite(tmp_path / "dvc.yaml", tmp_path)
+    assert written == (
+        "# keep me\nstages:\n  s:\n    cmd: python -m stages.s\n    deps: [data/x, \"data/${p}/y\",  # inputs\n"
+        "      stages,\n      cifar10/__init__.py, cifar10/top.py,\n"
+        "      cifar10/sub/__init__.py, cifar10/sub/lazy.py]\n    outs:\n      - out\n")
+    assert yaml.safe_load(written)["stages"]["s"]["deps"] == ["data/x", "data/${p}/y", *sorted(deps, key=_by_folder)]
+    (tmp_path / "dvc.yaml").write_text(written)
+    assert code_deps.differences(tmp_path / "dvc.yaml", tmp_path) == []
+    assert code_deps.rewrite(tmp_path / "dvc.yaml", tmp_path) == written  # idempotent
 
+    # A stage with data deps only gets its code deps after them; a block sequence is refused.
+    (tmp_path / "dvc.yaml").write_text("stages:\n  s:\n    cmd: python -m stages.s\n    deps: [data/x]\n")
+    assert code_deps.rewrite(tmp_path / "dvc.yaml", tmp_path).splitlines()[3:5] == ["    deps: [data/x,",
+                                                                                      "      stages,"]
+    (tmp_path / "dvc.yaml").write_text("stages:\n  s:\n    cmd: python -m stages.s\n    deps:\n      - data/x\n")
+    with pytest.raises(ValueError, match="stage s: deps must be a flow sequence"):
+        code_deps.rewrite(tmp_path / "dvc.yaml", tmp_path)
+
+
+def _by_folder(dep: str) -> tuple[str, str]:
+    return str(Path(dep).parent), dep
+
+
+def test_code_deps_wrap_at_the_line_width():
+    deps = [f"cifar10/training/module_{i:02}.py" for i in range(12)]
+    lines = code_deps.flow_lines(deps, 6)
+    assert len(lines) > 1 and all(len(line) <= code_deps.WIDTH for line in lines)
+    assert yaml.safe_load("[" + "\n".join(lines)) == deps
 
 def _top_level_imports() -> set[str]:
     names: set[str] = set()

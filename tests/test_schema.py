@@ -65,6 +65,9 @@ def test_every_key_in_params_yaml_has_a_comment():
         ({"download": {"checksum": "md5:1234"}}, r"download\.checksum: 'md5:1234' is not a checksum"),
         ({"tracking": {"experiment": ""}}, r"tracking\.experiment: .*at least 1 character"),
         ({"train": {"optimizer": {"name": "adamw"}}}, r"train\.optimizer\.name: Input should be 'adam', 'sgd', 'rmsprop' or 'adadelta'"),
+        # the training sets are named by their folders under data/ (no longer full for data/raw)
+        ({"transfer": {"train_set": "full"}},
+         r"^params\.yaml: transfer\.train_set: Input should be 'raw', 'imbalanced' or 'augmented' \(got 'full'\)$"),
     ],
 )
 def test_bad_values_name_the_key_path_on_one_line(override, expected):

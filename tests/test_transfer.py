@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from cifar10.schema.transfer import TransferParams
 from cifar10.training.distribution import make_cluster
@@ -150,16 +149,13 @@ def test_missing_or_stale_weights_stop_the_stage_before_any_output(workdir, tiny
     assert not Path("models").exists() and not Path("plots").exists()
 
 
-def test_train_set_missing_from_dvc_deps_is_refused(workdir, tiny_params, capfd):
+def test_the_train_set_names_the_folder_the_stage_reads(workdir, tiny_params, capfd):
     from stages import transfer
 
-    Path("dvc.yaml").write_text(yaml.safe_dump(
-        {"stages": {"transfer": {"cmd": "x", "deps": ["stages/transfer.py", "data/raw/train.npz"]}}}))
-    tiny_params["transfer"]["train_set"] = "augmented"
+    tiny_params["transfer"]["train_set"] = "imbalanced"
     write_params(workdir, tiny_params)
     line = _exit_line(capfd, transfer.main)
-    assert "does not list data/augmented/train.npz" in line
-    transfer.check_declared_dep(Path("data/raw/train.npz"))  # the default set is declared: no error
+    assert "data/imbalanced/train.npz not found: run `dvc repro imbalance-subsample` first" in line
 
 
 @pytest.mark.slow

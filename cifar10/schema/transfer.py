@@ -47,7 +47,7 @@ class TransferParams(Section):
     embed_batch_size: int = Field(64, ge=1, le=4096)
     flip_train: bool = False
     flip_test: bool = True
-    train_set: Literal["full", "imbalanced", "augmented"] = "full"
+    train_set: Literal["raw", "imbalanced", "augmented"] = "raw"  # a folder under data/ (paths.TRAIN_SETS)
     validation_split: float = Field(0.1, gt=0, lt=0.5)
     validation_from: Literal["all", "originals"] = "all"
     fine_tune_blocks: int = Field(11, ge=0, le=16)
