@@ -2,7 +2,11 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# CUDA=1: also TensorFlow's NVIDIA GPU libraries (requirements-cuda.txt; needs an NVIDIA driver).
+# Without it the install is CPU-only.
+CUDA ?=
+REQUIREMENTS := requirements.txt $(if $(filter 1,$(CUDA)),requirements-cuda.txt)
+STAMP := $(VENV)/.installed$(if $(filter 1,$(CUDA)),-cuda)
 export PATH := $(abspath $(BIN)):$(PATH)
 # Quiet TensorFlow's C++ log lines (start-up banners, runtime notices); Python errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 3
@@ -11,13 +15,14 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+# A CUDA install also stamps the CPU-only one: it serves every target.
+$(STAMP): $(REQUIREMENTS) pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet $(addprefix -r ,$(REQUIREMENTS))
 	$(BIN)/pip install --quiet --no-deps -e .
-	touch $(STAMP)
+	touch $(sort $(STAMP) $(VENV)/.installed)
 
 repro: install
 	dvc repro
