@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Quiet TensorFlow's C++ log lines (start-up banners, runtime notices); Python errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install repro test test-fast ui dag exps bench results demo studies studies-report clean
+.PHONY: install repro test test-fast ui dag exps bench expect results demo studies studies-report clean
 
 install: $(STAMP)
 
@@ -57,6 +57,12 @@ exps: install
 PROJECT ?= .
 bench: install
 	$(BIN)/python -m benchmarks.run --project $(PROJECT)
+
+# What this machine will take for params.yaml: measures it for about a minute, then prints each stage's
+# predicted time. ARGS: overrides as `dvc exp run -S` takes them, e.g. ARGS="-S train.epochs=3".
+ARGS ?=
+expect: install
+	$(BIN)/python -m benchmarks.expect $(ARGS)
 
 results: install
 	$(BIN)/python -m scripts.results --project $(PROJECT)
