@@ -2,22 +2,27 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# CUDA=1: also TensorFlow's NVIDIA GPU libraries (requirements-cuda.txt; needs an NVIDIA driver).
+# Without it the install is CPU-only.
+CUDA ?=
+REQUIREMENTS := requirements.txt $(if $(filter 1,$(CUDA)),requirements-cuda.txt)
+STAMP := $(VENV)/.installed$(if $(filter 1,$(CUDA)),-cuda)
 export PATH := $(abspath $(BIN)):$(PATH)
 # Quiet TensorFlow's C++ log lines (start-up banners, runtime notices); Python errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install repro test test-fast ui dag plots exps bench results demo studies studies-report clean
+.PHONY: install repro test test-fast ui dag plots exps bench expect results demo studies studies-report clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+# A CUDA install also stamps the CPU-only one: it serves every target.
+$(STAMP): $(REQUIREMENTS) pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet $(addprefix -r ,$(REQUIREMENTS))
 	$(BIN)/pip install --quiet --no-deps -e .
-	touch $(STAMP)
+	touch $(sort $(STAMP) $(VENV)/.installed)
 
 repro: install
 	dvc repro
@@ -59,6 +64,12 @@ exps: install
 PROJECT ?= .
 bench: install
 	$(BIN)/python -m benchmarks.run --project $(PROJECT)
+
+# What this machine will take for params.yaml: measures it for about a minute, then prints each stage's
+# predicted time. ARGS: overrides as `dvc exp run -S` takes them, e.g. ARGS="-S train.epochs=3".
+ARGS ?=
+expect: install
+	$(BIN)/python -m benchmarks.expect $(ARGS)
 
 results: install
 	$(BIN)/python -m scripts.results --project $(PROJECT)

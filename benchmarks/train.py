@@ -36,7 +36,7 @@ def images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64)
 
 
-def epoch_runner(model, x, y, steps: int, autotune: bool):
+def epoch_runner(model, x, y, steps: int, autotune: bool, batch: int = BATCH):
     """A callable running one epoch through the stage's input path and returning its seconds, from
     fit() to the end of the epoch's tf.data iterator. `autotune=True` is the input path before this
     work (prefetch with tf.data's autotuning, whose iterator teardown waits for the autotune thread)."""
@@ -47,11 +47,11 @@ def epoch_runner(model, x, y, steps: int, autotune: bool):
     def before():  # the stage's input path before this work, verbatim: autotuned prefetch
         x_t, y_t, rows = tf.constant(x), tf.constant(y), tf.range(len(y), dtype=tf.int64)
         order = tf.random.experimental.stateless_shuffle(rows, seed=tf.constant([0, 0], tf.int64))
-        return (tf.data.Dataset.from_tensor_slices(order).batch(BATCH)
+        return (tf.data.Dataset.from_tensor_slices(order).batch(batch)
                 .map(lambda idx: (tf.gather(x_t, idx), tf.gather(y_t, idx))).prefetch(tf.data.AUTOTUNE))
 
     def data():
-        return before() if autotune else train_batches(x, y, BATCH, 0, 0, 1)
+        return before() if autotune else train_batches(x, y, batch, 0, 0, 1)
 
     def run() -> float:
         started = time.perf_counter()
@@ -77,39 +77,11 @@ def compiled(policy: str, fused: bool, bits_dropout: bool = False):
 
 def local_limit(n: int = 2048, repeats: int = 15) -> dict:
     """Median GFLOP/s of a matmul, float32 and bfloat16, and the CNN's FLOPs per training image."""
-    import keras
-    import tensorflow as tf
-
+    from benchmarks.limits import matmul_peak, training_gflop
     from cifar10.models.cnn import build_cnn
 
-    peaks = {}
-    for dtype in (tf.float32, tf.bfloat16):
-        a = tf.cast(tf.random.normal((n, n)), dtype)
-
-        @tf.function
-        def matmul():
-            return tf.reduce_sum(tf.cast(tf.linalg.matmul(a, a)[:1, :1], tf.float32))
-
-        matmul()
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            matmul().numpy()
-            times.append(time.perf_counter() - started)
-        peaks[dtype.name] = 2 * n**3 / float(np.median(times)) / 1e9
-    forward = {}
-    for layer in build_cnn(ModelParams()).layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            _, h, w, cout = layer.output.shape
-            kh, kw, cin, _ = layer.kernel.shape
-            forward[layer.name] = 2 * h * w * cout * kh * kw * cin
-        elif isinstance(layer, keras.layers.Dense):
-            forward[layer.name] = 2 * layer.kernel.shape[0] * layer.kernel.shape[1]
-    first = next(iter(forward))
-    # Backward: gradients of weights and of inputs, each as costly as the forward pass, except the first
-    # conv's input gradient (its input is the image).
-    flops = 3 * sum(forward.values()) - forward[first]
-    return {"peak": peaks, "gflop_per_image": flops / 1e9}
+    peaks = {dtype: matmul_peak(dtype, n, repeats) for dtype in ("float32", "bfloat16")}
+    return {"peak": peaks, "gflop_per_image": training_gflop(build_cnn(ModelParams()))}
 
 
 def interleaved(runs: dict, repeats: int) -> dict[str, list[float]]:

@@ -1,11 +1,13 @@
 """What a stage prints: its own progress and the warnings that matter, not library start-up noise.
 
-TensorFlow writes C++ banners (oneDNN notice, "Could not find cuda drivers", a cuInit error, absl's
-"All log messages before absl::InitializeLog()") from static initialisers while its libraries load,
-before any logging setting applies, so no environment variable hides them: `quiet_tensorflow`
-imports TensorFlow with stderr captured and passes on only lines that are not those banners.
-`PIPELINE_VERBOSE=1` shows everything. Progress bars (tqdm) appear only on a terminal: logs keep
-one line per epoch instead of a bar per batch.
+TensorFlow writes C++ banners (oneDNN notice, "Could not find cuda drivers", absl's "All log messages
+before absl::InitializeLog()", the CUDA build's "Unable to register cuDNN factory") from static
+initialisers while its libraries load, before any logging setting applies, and a cuInit error when it
+first looks for GPUs on a machine without one: `quiet_tensorflow` imports TensorFlow and lets it find
+its devices with stderr captured, and passes on only lines that are not those banners. It sets no
+variable TensorFlow reads: every device stays visible, and the log level of what TensorFlow prints
+later is the user's (the Makefile exports TF_CPP_MIN_LOG_LEVEL=3). `PIPELINE_VERBOSE=1` shows everything.
+Progress bars (tqdm) appear only on a terminal: logs keep one line per epoch instead of a bar per batch.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ VERBOSE_ENV = "PIPELINE_VERBOSE"
 _BANNER = re.compile(
     r"All log messages before absl::InitializeLog\(\)|oneDNN custom operations are on|Could not find cuda drivers"
     r"|cpu_feature_guard|To enable the following instructions|failed call to cuInit|rebuild TensorFlow with the"
+    r"|Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|TF-TRT Warning"
 )
 
 
@@ -26,20 +29,20 @@ def verbose() -> bool:
 
 
 def quiet_tensorflow() -> None:
-    """Import TensorFlow now, without its start-up banners (unless PIPELINE_VERBOSE is set)."""
+    """Import TensorFlow and let it find its devices now, without its start-up banners (unless
+    PIPELINE_VERBOSE is set)."""
     if verbose() or "tensorflow" in sys.modules:
         return
-    # After the import TensorFlow's C++ runtime still logs at ERROR level notices that are not errors
-    # ("oneDNN supports DT_UINT8 only on platforms with AVX-512", unknown NodeDef attributes); real
-    # failures raise Python exceptions, which still show.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLED_DEVICE_TYPES", "CPU")  # no CUDA platform, so no cuInit error
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
         os.dup2(captured.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
+            import tensorflow
+
+            # Device discovery, done once per process, is where a CUDA build without a GPU logs its
+            # cuInit error. It sets up no runtime: strategies and device settings can still follow.
+            tensorflow.config.list_physical_devices()
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)

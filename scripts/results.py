@@ -9,6 +9,7 @@ MLflow, and the parameters that differ from the committed params.yaml from git. 
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
@@ -33,6 +34,16 @@ def changed_params(project: Path) -> dict[str, tuple[Any, Any]]:
 
 def _count(value: str | None) -> str:
     return f"{int(value):,}" if value and value.isdigit() else "?"
+
+
+# How a train stage's row of the cost table names the epochs it ran (stage_notes writes it).
+EPOCHS_RUN = re.compile(r"^\| (?P<stage>train-[\w-]+) \|.*\| (?P<epochs>\d+) epochs \(best \d+, early stopping\)",
+                        re.MULTILINE)
+
+
+def recorded_epochs(text: str) -> dict[str, int]:
+    """Each train stage's epochs in the cost table of a RESULTS.md this script wrote: stage -> epochs run."""
+    return {m["stage"]: int(m["epochs"]) for m in EPOCHS_RUN.finditer(text)}
 
 
 def stage_notes(stage: str, metrics: dict[str, float], params: dict[str, str]) -> str:
@@ -62,6 +73,12 @@ def stage_notes(stage: str, metrics: dict[str, float], params: dict[str, str]) -
         scored = sorted(k[: -len("_test_macro_f1")] for k in m if k.endswith("_test_macro_f1"))
         return f"compared {', '.join(scored)}" if scored else ""
     return ""
+
+
+def cost_row(stage: str, metrics: dict[str, float], params: dict[str, str]) -> str:
+    """A stage's row of the cost table: wall time, peak RSS, precision, what it did."""
+    return (f"| {stage} | {duration(metrics['stage_wall_time_s'])} | {metrics['peak_rss_mb']:,.0f} MiB | "
+            f"{precision_used(params)} | {stage_notes(stage, metrics, params)} |")
 
 
 def results_markdown(project: Path) -> str:
@@ -110,10 +127,8 @@ def results_markdown(project: Path) -> str:
             "| stage | wall time | peak RSS | precision | what it did |", "| --- | ---: | ---: | --- | --- |"]
     total = 0.0
     for stage in STAGES:
-        m, p = runs[stage].data.metrics, runs[stage].data.params
-        total += m["stage_wall_time_s"]
-        out.append(f"| {stage} | {duration(m['stage_wall_time_s'])} | {m['peak_rss_mb']:,.0f} MiB | "
-                   f"{precision_used(p)} | {stage_notes(stage, m, p)} |")
+        total += runs[stage].data.metrics["stage_wall_time_s"]
+        out.append(cost_row(stage, runs[stage].data.metrics, runs[stage].data.params))
     out.append(f"| **all stages** | **{duration(total)}** | | | |")
 
     body = report.split("\n", 1)[1].lstrip("\n")  # the report's own title is replaced by this file's

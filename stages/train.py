@@ -25,8 +25,6 @@ def main(argv: list[str] | None = None) -> None:
     variant = parser.parse_args(argv).variant
     params = load_params()
     stage = MODEL_STAGE[variant]
-    policy, why = resolve(params.train.precision)
-    cfg = params.train.model_copy(update={"precision": policy})  # one machine, one precision, from here on
     train_path, out_model, out_history = CNN_TRAIN_SET[variant], model_path(variant), history_csv(variant)
     require(train_path)
     from cifar10.console import batch_progress, quiet_tensorflow
@@ -45,7 +43,9 @@ def main(argv: list[str] | None = None) -> None:
     from cifar10.training.fit import train
     from cifar10.training.history import EpochHistory, console_sink, csv_sink, tracker_sink, write_history
 
-    cluster = make_cluster(cfg.distribution)  # before any other TF op (collectives are set up at start-up)
+    cluster = make_cluster(params.train.distribution)  # before any other TF op (collectives are set up at start-up)
+    policy, why = resolve(params.train.precision)  # from the devices TensorFlow found
+    cfg = params.train.model_copy(update={"precision": policy})  # one machine, one precision, from here on
     # Only the chief records the run and writes outputs; the other workers train with it and stop.
     run = (stage_run(stage, params, ["base", "train"]) if cluster.is_chief
            else contextlib.nullcontext(NullTracker(stage)))

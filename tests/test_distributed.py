@@ -16,6 +16,7 @@ from cifar10.data import dataset
 from cifar10.data.splits import split_rows
 from cifar10.errors import PipelineError
 from cifar10.schema import load_params
+from cifar10.training.devices import local_gpus
 from cifar10.training.distribution import rows_digest, task_role
 from stages.train import main
 from tests.conftest import REPO, write_params
@@ -112,6 +113,7 @@ def test_mirrored_trains_on_this_machine(workdir, tiny_params, tiny_train, mlflo
     assert model.predict(tiny_train.x[:3], verbose=0).shape == (3, 10)
     (run,) = _stage_runs(mlflow_uri, "train-baseline")
     assert run.data.params["train.distribution"] == "mirrored"
-    assert run.data.params["shard_workers"] == "1" and run.data.params["replicas"] == "1"
+    # One replica per GPU TensorFlow sees (the CPU when it sees none): every local GPU trains.
+    assert run.data.params["shard_workers"] == "1" and run.data.params["replicas"] == str(max(len(local_gpus()), 1))
     assert run.data.params["shard_examples"] == run.data.params["train_images"]
     assert "val_loss" in run.data.metrics

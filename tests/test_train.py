@@ -19,6 +19,7 @@ from cifar10.data.splits import split_rows
 from cifar10.errors import PipelineError
 from cifar10.schema.train import TrainParams
 from cifar10.tracking.links import model_digest
+from cifar10.training.devices import describe, local_gpus
 from cifar10.training.fit import train
 from cifar10.training.precision import resolve
 from stages.train import main
@@ -220,6 +221,7 @@ def test_mlflow_run_holds_curves_per_class_metrics_and_artifacts(uninterrupted):
     assert run_.data.params["train.model.filters"] == "[4, 8]" and run_.data.params["base.seed"] == "42"
     assert run_.data.params["train.precision"] == "auto"  # as asked, and as this CPU's rule resolved it:
     assert run_.data.params["precision"] == resolve("auto")[0]
+    assert run_.data.tags["gpu"] == describe(local_gpus())  # "no GPU" only where TensorFlow sees none
     artifacts = {a.path for a in client.list_artifacts(run_.info.run_id)}
     assert {"model_summary.txt", "curves"} <= artifacts
     assert not list((root / ".train_backup").glob("*"))  # deleted after success
@@ -276,16 +278,20 @@ def test_a_restored_training_names_the_sittings_that_trained_it_not_the_restorin
     from cifar10.tracking.provenance import trained_by_tags
 
     cfg = TrainParams.model_validate({"model": SMALL_MODEL, "epochs": 3, "batch_size": 16, "precision": "float32"})
-    first, second = {"cpu": "CPU A", "commit": "aaa"}, {"cpu": "CPU B", "commit": "bbb"}
+    first, second = {"cpu": "CPU A", "gpu": "no GPU", "commit": "aaa"}, {"cpu": "CPU B", "gpu": "GPU B", "commit": "bbb"}
     shorter = cfg.model_copy(update={"epochs": 2})  # a sitting that stopped after 2 epochs...
     train(tiny_train, shorter, seed=5, backup_dir=tmp_path, sitting=first)
     resumed = train(tiny_train, cfg, seed=5, backup_dir=tmp_path, sitting=second)  # ...and one that ran the 3rd
     assert resumed.info["sittings"] == [{**first, "epochs": 2}, {**second, "epochs": 1}]
-    restored = train(tiny_train, cfg, seed=5, backup_dir=tmp_path, sitting={"cpu": "CPU C", "commit": "ccc"})
+    here = {"cpu": "CPU C", "gpu": "GPU C", "commit": "ccc"}
+    restored = train(tiny_train, cfg, seed=5, backup_dir=tmp_path, sitting=here)
     assert restored.info["resumed_from_epoch"] == 3 and restored.info["sittings"] == resumed.info["sittings"]
-    assert trained_by_tags(restored.info["sittings"], {"cpu": "CPU C", "commit": "ccc"}) == {
-        "cpu": "CPU A + CPU B", "git_commit": "aaa + bbb", "restored_by.cpu": "CPU C", "restored_by.git_commit": "ccc"}
+    assert trained_by_tags(restored.info["sittings"], here) == {
+        "cpu": "CPU A + CPU B", "gpu": "no GPU + GPU B", "git_commit": "aaa + bbb",
+        "restored_by.cpu": "CPU C", "restored_by.gpu": "GPU C", "restored_by.git_commit": "ccc"}
     assert trained_by_tags(None, second)["cpu"].startswith("unknown")
+    # A backup from before sittings named their GPUs: unknown, not this machine's
+    assert trained_by_tags([{"cpu": "CPU A", "commit": "aaa", "epochs": 2}], here)["gpu"] == "unknown"
 
 
 def test_an_experiments_backups_are_its_own_and_no_other_experiments(tmp_path, monkeypatch):

@@ -49,5 +49,6 @@ def ordered_range(lo_min: float | None = None, strictly_positive: bool = False):
 
 
 Distribution = Literal["none", "mirrored", "multi_worker"]
-# auto: the faster of the two on this CPU, by a fixed rule from its features (cifar10.training.precision)
-Precision = Literal["auto", "float32", "mixed_bfloat16"]
+# auto: by a fixed rule from this machine's devices, a GPU's compute capability or the CPU's features
+# (cifar10.training.precision); mixed_float16 is for GPUs (Keras scales the loss)
+Precision = Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"]

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -68,33 +69,41 @@ def cpu_model() -> str:
     return f"{info.get('model name', 'unknown CPU')} (family {info.get('cpu family', '?')} model {info.get('model', '?')}; {units})"
 
 
+def gpu_model() -> str:
+    """The GPUs TensorFlow sees in this process, e.g. `NVIDIA A100-SXM4-40GB (compute capability 8.0)`,
+    or `no GPU`."""
+    from cifar10.training.devices import describe, local_gpus
+
+    return describe(local_gpus())
+
+
 def machine() -> str:
     """One line describing the machine figures were measured on."""
     import tensorflow as tf
 
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return (f"{os.cpu_count()} cores of {cpu_model()}, {mem:.0f} GiB RAM, no GPU, Python {platform.python_version()}, "
-            f"TensorFlow {tf.__version__}")
+    return (f"{os.cpu_count()} cores of {cpu_model()}, {mem:.0f} GiB RAM, {gpu_model()}, "
+            f"Python {platform.python_version()}, TensorFlow {tf.__version__}")
 
 
 def this_sitting() -> dict[str, str]:
-    """The CPU and commit of this process: what a training backup keeps beside the epochs it trains."""
-    return {"cpu": cpu_model(), "commit": git_commit()}
+    """The CPU, GPUs and commit of this process: what a training backup keeps beside the epochs it trains."""
+    return {"cpu": cpu_model(), "gpu": gpu_model(), "commit": git_commit()}
 
 
 def trained_by_tags(sittings: list[dict] | None, here: dict[str, str]) -> dict[str, str]:
-    """Tags of a run whose epochs were (partly) restored from a backup: `cpu` and `git_commit` name the
-    sittings that trained them (joined with ' + ' when several did), `restored_by.*` this sitting.
+    """Tags of a run whose epochs were (partly) restored from a backup: `cpu`, `gpu` and `git_commit` name
+    the sittings that trained them (joined with ' + ' when several did), `restored_by.*` this sitting.
 
-    Speed and float results belong to the CPU that trained, so the run must not carry the restoring one's.
+    Speed and float results belong to the machine that trained, so the run must not carry the restoring one's.
     """
+    keys = {"cpu": "cpu", "gpu": "gpu", "git_commit": "commit"}  # tag -> key of a sitting
     if sittings is None:
         unknown = "unknown (restored from a backup that did not record it)"
-        trained = {"cpu": unknown, "git_commit": unknown}
+        trained = dict.fromkeys(keys, unknown)
     else:
-        trained = {"cpu": " + ".join(dict.fromkeys(s.get("cpu", "unknown") for s in sittings)),
-                   "git_commit": " + ".join(dict.fromkeys(s.get("commit", "unknown") for s in sittings))}
-    return {**trained, "restored_by.cpu": here["cpu"], "restored_by.git_commit": here["commit"]}
+        trained = {tag: " + ".join(dict.fromkeys(s.get(key, "unknown") for s in sittings)) for tag, key in keys.items()}
+    return {**trained, **{f"restored_by.{tag}": here.get(key, "unknown") for tag, key in keys.items()}}
 
 
 EXTRA_TAGS_ENV = "PIPELINE_RUN_TAGS"  # a JSON object of more tags, e.g. the study an experiment belongs to
@@ -102,8 +111,10 @@ EXTRA_TAGS_ENV = "PIPELINE_RUN_TAGS"  # a JSON object of more tags, e.g. the stu
 
 def run_tags() -> dict[str, str]:
     """Tags every run of this execution carries: group, commit, CPU, in a DVC experiment its name, and
-    those of PIPELINE_RUN_TAGS."""
+    those of PIPELINE_RUN_TAGS; in a stage that computes with TensorFlow (loaded by then) also `gpu`."""
     tags = {"pipeline.group": pipeline_group(), "git_commit": git_commit(), "cpu": cpu_model()}
+    if "tensorflow" in sys.modules:  # the other stages compute on no GPU, and loading TensorFlow costs seconds
+        tags["gpu"] = gpu_model()
     try:
         extra = json.loads(os.environ.get(EXTRA_TAGS_ENV, "") or "{}")
     except ValueError:

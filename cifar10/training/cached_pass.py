@@ -46,28 +46,13 @@ def backbone_pass(train: Dataset, cfg: TransferParams, weights: Path | None, see
                   cut_blocks: int) -> Pass:
     """Build the frozen backbone and run it once over every training image (and the mirror images
     `cfg` asks for), caching its pooled features, or with `cut_blocks` the input of its top blocks."""
-    from cifar10.models import transfer as tm
-    from cifar10.models.blocks import split
-    from cifar10.models.folding import fold_batch_norm
-    from cifar10.models.recast import recast
     from cifar10.training.embeddings import embed
-    from cifar10.training.precision import resolve
-    from cifar10.training.runtime import precision
 
     tr, val = split_rows(train.y, cfg.validation_split, seed, section="transfer",
                          source=validation_source(train.extra, cfg.validation_from, "transfer"))
-    frozen, tuning = resolve(cfg.precision, "frozen")[0], resolve(cfg.precision, "fine_tune")[0]
-    with cluster.scope(), precision(tuning):  # the network that trains (fine-tuning) and is saved
-        backbone = tm.build_backbone(cfg.backbone, cfg.image_size, weights)
-        lower, upper = split(backbone, cut_blocks) if cut_blocks else (backbone, None)
-        mirrors = (len(tr) if cfg.flip_train else 0) + (len(val) if cfg.flip_test else 0)
-        check_cache_fits(tuple(lower.output.shape[1:]), len(train) + mirrors, cut_blocks, _memory_bytes())
-    with cluster.scope(), precision(frozen):
-        # The pass runs the frozen part with batch norm folded into its convolutions: the same features
-        # to float32 rounding, 1.7x faster on a 2-core CPU (BENCHMARKS.md); training and saving use the
-        # original. It computes in the frozen work's precision, which fine-tuning need not share.
-        cached = tm.build_extractor(cfg.backbone, fold_batch_norm(recast(lower, frozen)), cfg.image_size,
-                                    pool=not cut_blocks)
+    backbone, lower, upper, cached, frozen = pass_networks(cfg, weights, cluster, cut_blocks)
+    mirrors = (len(tr) if cfg.flip_train else 0) + (len(val) if cfg.flip_test else 0)
+    check_cache_fits(tuple(lower.output.shape[1:]), len(train) + mirrors, cut_blocks, _memory_bytes())
     started = time.perf_counter()
     store = "float16" if cut_blocks else "float32"  # a 7x7 feature-map cache is 37x larger than pooled features
     cache, _ = embed(cached, train.x, cfg.embed_batch_size, desc="backbone pass", dtype=store)
@@ -76,6 +61,30 @@ def backbone_pass(train: Dataset, cfg: TransferParams, weights: Path | None, see
     mirrored, _ = embed(cached, train.x[mirror_rows][:, :, ::-1], cfg.embed_batch_size, desc="mirrored pass",
                         dtype=store)
     return Pass(backbone, lower, upper, cache, mirror_rows, mirrored, tr, val, time.perf_counter() - started, frozen)
+
+
+def pass_networks(cfg: TransferParams, weights: Path | None, cluster: Cluster, cut_blocks: int):
+    """(backbone, lower, upper, the extractor the pass runs, the frozen work's dtype policy): the backbone
+    built in the fine-tuning precision (it trains and is saved), cut before its top `cut_blocks` blocks
+    (upper None without a cut), and the frozen pass's extractor over the lower part."""
+    from cifar10.models import transfer as tm
+    from cifar10.models.blocks import split
+    from cifar10.models.folding import fold_batch_norm
+    from cifar10.models.recast import recast
+    from cifar10.training.precision import resolve
+    from cifar10.training.runtime import precision
+
+    frozen, tuning = resolve(cfg.precision, "frozen")[0], resolve(cfg.precision, "fine_tune")[0]
+    with cluster.scope(), precision(tuning):  # the network that trains (fine-tuning) and is saved
+        backbone = tm.build_backbone(cfg.backbone, cfg.image_size, weights)
+        lower, upper = split(backbone, cut_blocks) if cut_blocks else (backbone, None)
+    with cluster.scope(), precision(frozen):
+        # The pass runs the frozen part with batch norm folded into its convolutions: the same features
+        # to float32 rounding, 1.7x faster on a 2-core CPU (BENCHMARKS.md); training and saving use the
+        # original. It computes in the frozen work's precision, which fine-tuning need not share.
+        cached = tm.build_extractor(cfg.backbone, fold_batch_norm(recast(lower, frozen)), cfg.image_size,
+                                    pool=not cut_blocks)
+    return backbone, lower, upper, cached, frozen
 
 
 def check_cache_fits(map_shape: tuple, images: int, cut_blocks: int, memory: int) -> None:

@@ -1,8 +1,20 @@
-"""Which float precision each kind of work computes in on this CPU: a fixed rule from its features.
+"""Which float precision each kind of work computes in on this machine: a fixed rule from its devices.
 
-`precision: auto` (the default of `train` and `transfer`) resolves here, never by timing anything at
-run time, so one machine always makes the same choice and a run's precision follows from its CPU
-alone. Each branch was measured on a CPU of that kind (BENCHMARKS.md, STUDIES.md):
+`precision: auto` (the default of `train`, `transfer` and `evaluate`) resolves here, never by timing
+anything at run time, so one machine always makes the same choice and a run's precision follows from
+its devices alone.
+
+Where TensorFlow sees a GPU, the work runs there and the GPU rule decides, from the compute capability
+TensorFlow reports (the least capable GPU decides for several: every replica computes alike):
+- 8.0 and newer (Ampere on): `mixed_bfloat16`, float32's range on the bfloat16 Tensor Cores;
+- 7.x (Volta, Turing): `mixed_float16`, on float16 Tensor Cores; Keras scales the loss, so small
+  gradients survive float16's narrow range;
+- below 7.0, or no compute capability reported: float32 (no Tensor Cores).
+This is NVIDIA's and TensorFlow's mixed-precision guidance, the same for every kind of work; this
+project has measured it on no GPU.
+
+Without a GPU the CPU rule decides, from /proc/cpuinfo. Each branch was measured on a CPU of that kind
+(BENCHMARKS.md, STUDIES.md):
 
 - `cnn`, the study's CNN (train stages): bfloat16 pays where TensorFlow's oneDNN kernels reach a
   bfloat16 matrix unit: Intel AMX (`amx_bf16`: 1.96x float32 on a Xeon of family 6 model 207, 2.1x on
@@ -18,7 +30,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-POLICIES = ("float32", "mixed_bfloat16")
+from cifar10.training.devices import Gpu, local_gpus
+
+POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 @dataclass(frozen=True)
@@ -68,11 +82,36 @@ def bfloat16_pays(cpu: Cpu, workload: str = "cnn") -> tuple[bool, str]:
     return False, "no bfloat16 units"
 
 
-def resolve(requested: str, workload: str = "cnn", cpu: Cpu | None = None) -> tuple[str, str]:
-    """(the Keras dtype policy for `workload`, why) for a `precision` param: explicit values stand as given."""
+def gpu_policy(gpus: tuple[Gpu, ...]) -> tuple[str, str]:
+    """(the Keras dtype policy on these GPUs, why), by the GPU rule; the least capable GPU decides."""
+    unknown = [gpu for gpu in gpus if gpu.compute_capability is None]
+    if unknown:
+        return "float32", f"{unknown[0].name} reports no CUDA compute capability"
+    gpu = min(gpus, key=lambda g: g.compute_capability)
+    major, minor = gpu.compute_capability
+    which = f"{gpu.name}, compute capability {major}.{minor}"
+    if (major, minor) >= (8, 0):
+        return "mixed_bfloat16", f"{which}: bfloat16 Tensor Cores"
+    if major == 7:
+        return "mixed_float16", f"{which}: float16 Tensor Cores, loss scaled"
+    return "float32", f"{which}: no Tensor Cores"
+
+
+def resolve(requested: str, workload: str = "cnn", cpu: Cpu | None = None,
+            gpus: tuple[Gpu, ...] | None = None) -> tuple[str, str]:
+    """(the Keras dtype policy for `workload`, why) for a `precision` param: explicit values stand as given.
+
+    `cpu` and `gpus` describe the machine (default: this one; `gpus=()` for a machine without GPU).
+    """
     if requested in POLICIES:
         return requested, "set in params.yaml"
     if requested != "auto":
-        raise ValueError(f"precision: auto, {' or '.join(POLICIES)} (got {requested!r})")
+        raise ValueError(f"precision: auto, {', '.join(POLICIES)} (got {requested!r})")
+    if workload not in WORKLOADS:
+        raise ValueError(f"workload: one of {WORKLOADS} (got {workload!r})")
+    gpus = local_gpus() if gpus is None else gpus
+    if gpus:
+        policy, why = gpu_policy(gpus)
+        return policy, f"auto: {why}"
     pays, why = bfloat16_pays(cpu or Cpu.this(), workload)
     return ("mixed_bfloat16" if pays else "float32"), f"auto: {why}"

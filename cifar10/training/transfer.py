@@ -53,8 +53,10 @@ def _best_weights(enabled: bool):
     return BestWeights()
 
 
-def _fit(model, cfg: TransferParams, cluster: Cluster, x, y, val, epochs: tuple[int, int], batch: int, rate: float,
-         history: EpochHistory, callbacks: list = ()) -> None:
+def fit_phase(model, cfg: TransferParams, cluster: Cluster, x, y, val, epochs: tuple[int, int], batch: int,
+              rate: float, history: EpochHistory, callbacks: list = ()) -> None:
+    """Compile `model` (Adam at `rate`, cosine-decayed over the phase if asked) and fit it for the
+    epochs [first, last) on `x` (a float16 feature-map cache is cast batch by batch)."""
     import keras
 
     from cifar10.training.half_batches import HalfBatches
@@ -91,7 +93,8 @@ def fit_head(p: Pass, y: np.ndarray, cfg: TransferParams, cluster: Cluster, hist
                              standardize=cfg.head.standardize, l2=cfg.head.l2)
     tm.adapt_head(head, x)
     val = (features(p, p.val_rows, cluster, cfg.embed_batch_size), y[p.val_rows])
-    _fit(head, cfg, cluster, x, y[rows], val, (0, cfg.epochs), cfg.batch_size, cfg.learning_rate, history, callbacks)
+    fit_phase(head, cfg, cluster, x, y[rows], val, (0, cfg.epochs), cfg.batch_size, cfg.learning_rate, history,
+              callbacks)
     return head
 
 
@@ -99,6 +102,19 @@ def fine_tune(p: Pass, head, y: np.ndarray, cfg: TransferParams, cluster: Cluste
               n_blocks: int, callbacks: list = ()) -> int:
     """Train the top `n_blocks` whole blocks (batch norm frozen) and the head on the cached pass; each
     epoch runs only the blocks above the cache. Returns the number of layers with weights trained."""
+    tuned, trained = tuning_model(p.backbone, p.upper, head, p.cache.shape[1:], n_blocks, cfg, cluster)
+    rows = p.train_rows
+    x = np.concatenate([p.of(rows), p.of(rows, mirror=True)]) if cfg.flip_train else p.of(rows)
+    rows = np.concatenate([rows, rows]) if cfg.flip_train else rows
+    epochs = (cfg.epochs, cfg.epochs + cfg.fine_tune_epochs)
+    fit_phase(tuned, cfg, cluster, x, y[rows], (p.of(p.val_rows), y[p.val_rows]), epochs, cfg.fine_tune_batch_size,
+              cfg.fine_tune_learning_rate, history, callbacks)
+    return trained
+
+
+def tuning_model(backbone, upper, head, map_shape: tuple, n_blocks: int, cfg: TransferParams, cluster: Cluster):
+    """(cached feature maps -> the `upper` blocks -> pooling -> `head`, the number of layers with weights
+    it trains): the backbone's top `n_blocks` blocks unfrozen (batch norm stays frozen)."""
     import keras
 
     from cifar10.models.blocks import unfreeze_top_blocks
@@ -106,16 +122,9 @@ def fine_tune(p: Pass, head, y: np.ndarray, cfg: TransferParams, cluster: Cluste
     from cifar10.training.runtime import precision
 
     with cluster.scope(), precision(resolve(cfg.precision, "fine_tune")[0]):
-        trained = unfreeze_top_blocks(p.backbone, n_blocks)
-        maps = keras.Input(p.cache.shape[1:], name="cached_maps")
-        tuned = keras.Model(maps, head(keras.layers.GlobalAveragePooling2D()(p.upper(maps, training=False))))
-    rows = p.train_rows
-    x = np.concatenate([p.of(rows), p.of(rows, mirror=True)]) if cfg.flip_train else p.of(rows)
-    rows = np.concatenate([rows, rows]) if cfg.flip_train else rows
-    epochs = (cfg.epochs, cfg.epochs + cfg.fine_tune_epochs)
-    _fit(tuned, cfg, cluster, x, y[rows], (p.of(p.val_rows), y[p.val_rows]), epochs, cfg.fine_tune_batch_size,
-         cfg.fine_tune_learning_rate, history, callbacks)
-    return trained
+        trained = unfreeze_top_blocks(backbone, n_blocks)
+        maps = keras.Input(tuple(map_shape), name="cached_maps")
+        return keras.Model(maps, head(keras.layers.GlobalAveragePooling2D()(upper(maps, training=False)))), trained
 
 
 def validation_accuracy(p: Pass, head, y: np.ndarray, cfg: TransferParams, cluster: Cluster) -> dict[str, float]:
