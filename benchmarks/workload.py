@@ -46,7 +46,7 @@ def training_sets(params: Params) -> dict[str, tuple[np.ndarray, np.ndarray | No
     rare = subsample(full, params.imbalance.classes, params.imbalance.keep_fraction, params.base.seed)
     needed = plan(rare, params.augment.classes or params.imbalance.classes, params.augment.target)
     rows, labels = source_rows(rare, needed, params.base.seed)
-    return {"full": (full.y, None), "imbalanced": (rare.y, None),
+    return {"raw": (full.y, None), "imbalanced": (rare.y, None),
             "augmented": (np.concatenate([rare.y, labels]), np.concatenate([np.arange(len(rare)), rows]))}
 
 
@@ -63,7 +63,7 @@ def image_counts(params: Params) -> dict[str, tuple[int, ...]]:
         return len(train), len(val)
 
     transfer_set = sets[params.transfer.train_set]
-    return {"full": (len(sets["full"][0]),), "imbalanced": (len(sets["imbalanced"][0]),),
+    return {"raw": (len(sets["raw"][0]),), "imbalanced": (len(sets["imbalanced"][0]),),
             "augmented": (len(sets["augmented"][0]),),
             "test": ((params.download.test_per_class or FULL_PER_CLASS[1]) * len(CIFAR10_CLASSES),),
             "train-baseline": split("train", params.train, *sets["imbalanced"]),
@@ -125,7 +125,7 @@ def predict(params: Params, speeds: Speeds, startup: float, recorded: dict[str, 
         recorded: epochs the committed full run's train stages took (stage -> epochs).
     """
     counts = image_counts(params)
-    (n_full,), (n_rare,), (n_aug,), (n_test,) = (counts[k] for k in ("full", "imbalanced", "augmented", "test"))
+    (n_full,), (n_rare,), (n_aug,), (n_test,) = (counts[k] for k in ("raw", "imbalanced", "augmented", "test"))
     out = [StageTime("download", f"{n_full:,} training + {n_test:,} test images", None, "network and disk"),
            StageTime("imbalance-subsample", f"{n_full:,} -> {n_rare:,} training images", None, "NumPy, no TensorFlow"),
            StageTime("augment", f"{n_aug - n_rare:,} synthetic images", None, "its geometry is not measured")]
