@@ -1,2 +1,3 @@
-"""Training: the CNN fit loop with early stopping and exact resume, the transfer head and fine-tuning,
-the per-epoch history, input streams, devices (tf.distribute) and process set-up (seeds, precision)."""
+"""Training: the CNN fit loop with early stopping and exact resume, its optimizer and learning-rate
+schedule, the imbalance remedies, the transfer head and fine-tuning, the per-epoch history, input
+streams and the batched prediction pass, devices (tf.distribute) and each workload's precision."""

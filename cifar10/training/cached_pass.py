@@ -50,9 +50,9 @@ def backbone_pass(train: Dataset, cfg: TransferParams, weights: Path | None, see
     from cifar10.models.blocks import split
     from cifar10.models.folding import fold_batch_norm
     from cifar10.models.recast import recast
+    from cifar10.runtime import precision
     from cifar10.training.embeddings import embed
     from cifar10.training.precision import resolve
-    from cifar10.training.runtime import precision
 
     tr, val = split_rows(train.y, cfg.validation_split, seed, section="transfer",
                          source=validation_source(train.extra, cfg.validation_from, "transfer"))
