@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from cifar10.reporting.records import STAGES, duration, latest_stage_runs, precision_used
+from writeup.stage_runs import STAGES, duration, latest_stage_runs, precision_used
 
 REPEATS = 5
 

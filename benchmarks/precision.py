@@ -38,10 +38,10 @@ def timed(fn):
 def cnn_step(policy: str):
     """One 40-step epoch of the stage's training path in `policy`."""
     from benchmarks.train import BATCH, STEPS, epoch_runner, images
+    from cifar10.runtime import seed_everything
     from cifar10.schema.train import TrainParams
     from cifar10.training.distribution import make_cluster
     from cifar10.training.fit import compiled_cnn
-    from cifar10.training.runtime import seed_everything
 
     seed_everything(0, True)
     x, y = images(STEPS * BATCH)
@@ -58,8 +58,8 @@ def transfer_work(policy: str, size: int, blocks: int, n: int = 256):
     from cifar10.models.folding import fold_batch_norm
     from cifar10.models.recast import recast
     from cifar10.models.saved import load_for_inference
+    from cifar10.runtime import precision
     from cifar10.training.embeddings import embed
-    from cifar10.training.runtime import precision
 
     x = np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
     y = np.arange(n) % 10

@@ -53,8 +53,8 @@ def child(cfg: dict) -> dict:
 
     from benchmarks.train import compiled, epoch_runner, images
     from cifar10.console import quiet_tensorflow
+    from cifar10.runtime import seed_everything
     from cifar10.training.inputs import eval_batches
-    from cifar10.training.runtime import seed_everything
 
     quiet_tensorflow()
     seed_everything(42, cfg["deterministic"])

@@ -154,7 +154,7 @@ def training_rates(params: Params, backbone, upper, maps: np.ndarray, tune_steps
     from cifar10.training.distribution import make_cluster
     from cifar10.training.history import EpochHistory
     from cifar10.training.precision import resolve
-    from cifar10.training.runtime import precision
+    from cifar10.runtime import precision
     from cifar10.training.transfer import fit_phase, tuning_model
 
     cfg, cluster = params.transfer, make_cluster("none")
@@ -192,7 +192,7 @@ def measure(params: Params, matmul_size: int = 2048, repeats: int = 15, cnn_step
     from benchmarks.limits import matmul_peak
     from cifar10.training.devices import cpu_threads, describe, local_gpus
     from cifar10.training.precision import resolve
-    from cifar10.training.runtime import seed_everything
+    from cifar10.runtime import seed_everything
 
     seed_everything(params.base.seed, params.base.deterministic)  # as the stages run
     policies = {"train": resolve(params.train.precision, "cnn"), "frozen": resolve(params.transfer.precision, "frozen"),

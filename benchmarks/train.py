@@ -66,7 +66,7 @@ def compiled(policy: str, fused: bool, bits_dropout: bool = False):
     import keras
 
     from cifar10.models.cnn import build_cnn
-    from cifar10.training.runtime import precision
+    from cifar10.runtime import precision
 
     with precision(policy):
         model = build_cnn(ModelParams(), fused_batch_norm=fused, bits_dropout=bits_dropout)
@@ -116,8 +116,8 @@ def throughput() -> dict:
 
 def accuracy(epochs: int = 3) -> dict | None:
     """The stage's train() before and after (batch-norm kernel) on a real subset: curves and test accuracy."""
-    from cifar10.reporting.scoring import predict_proba
     from cifar10.training.fit import train
+    from cifar10.training.inputs import predict_proba
 
     real = read_real(500, 100)
     if real is None:

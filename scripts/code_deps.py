@@ -20,7 +20,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("cifar10", "stages")  # the project's importable code; scripts/ and tests/ run no stage
+# The project's code a stage may load; scripts/ and tests/ run no stage. writeup/ is here although no
+# stage may load it either: so a stage that did would show in its closure (tests/test_layout.py).
+PACKAGES = ("cifar10", "stages", "writeup")
 
 
 def module_file(name: str, root: Path = ROOT) -> Path | None:

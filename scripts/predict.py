@@ -69,7 +69,7 @@ def top_k(probs: np.ndarray, classes: Sequence[str], k: int) -> list[list[tuple[
 
 def predict_images(model, images: np.ndarray, classes: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
     """Top-k predictions for a (N, 32, 32, 3) uint8 batch."""
-    from cifar10.reporting.scoring import predict_proba
+    from cifar10.training.inputs import predict_proba
 
     probs = predict_proba(model, images, BATCH_SIZE)
     if probs.shape[1] != len(classes):

@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from cifar10.reporting.records import STAGES, duration, latest_stage_runs, precision_used
 from cifar10.tracking.provenance import machine
 from cifar10.schema import flatten_dict
+from writeup.stage_runs import STAGES, duration, latest_stage_runs, precision_used
 
 
 def changed_params(project: Path) -> dict[str, tuple[Any, Any]]:

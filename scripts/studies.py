@@ -3,7 +3,7 @@
     python -m scripts.studies run [--only part2|part3|bf16|rerun|remedies] [--name EXPERIMENT ...] [-S key=value ...] [--dry-run]
     python -m scripts.studies report [--output STUDIES.md]
 
-`run` runs the planned DVC experiments (cifar10.studies.plan) one at a time, each in a temporary copy
+`run` runs the planned DVC experiments (writeup.studies.plan) one at a time, each in a temporary copy
 of the repository (`dvc exp run --temp`: the workspace and params.yaml stay untouched), all logging to
 the project's MLflow store. It skips experiments that finished and resumes one that was stopped (its
 training resumes from the last completed epoch; a training that had finished restores its model from
@@ -29,11 +29,11 @@ from pathlib import Path
 
 from cifar10.errors import cli_errors
 from cifar10.schema import load_params
-from cifar10.studies import record_file
-from cifar10.studies.plan import SITTING_TAG, Experiment, experiments
 from cifar10.tracking.store import tracking_uri
 from cifar10.training.backup_folders import (KEEP_FINISHED_ENV, SHARED_TRAINING_ENV, delete_backup,
                                             experiment_backups)
+from writeup.studies import record_file
+from writeup.studies.plan import SITTING_TAG, Experiment, experiments
 
 
 def _store():
@@ -79,7 +79,7 @@ def stoppable() -> None:
 
 def _wrap_up(client, experiment_id: str | None, experiment: str) -> None:
     """What a finished experiment no longer needs in the UI's study filter: the runs a later run replaced."""
-    from cifar10.studies.records import retire_superseded
+    from writeup.studies.records import retire_superseded
 
     if experiment_id:
         retire_superseded(client, experiment_id, experiment)
@@ -107,14 +107,14 @@ def sitting_mates(planned: list[Experiment], unfinished: set[str]) -> dict[str, 
 
 def _record(client, experiment_id: str | None, names) -> None:
     """Copy the store's records of these experiments into STUDIES.json."""
-    from cifar10.studies.records import trained_models
+    from writeup.studies.records import trained_models
 
     live = {name: trained_models(client, experiment_id, name) for name in names} if experiment_id else {}
     record_file.save(record_file.merged(record_file.load(), live))
 
 
 def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> int:
-    from cifar10.studies.records import close_stale_runs, finished
+    from writeup.studies.records import close_stale_runs, finished
 
     stoppable()
     recorded = record_file.load()  # a broken file stops the runner before anything runs
@@ -177,7 +177,7 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
 
 
 def report(output: Path) -> int:
-    from cifar10.studies.report import FIGURES, studies_markdown
+    from writeup.studies.report import FIGURES, studies_markdown
 
     record_file.load()  # a broken file stops here, before the store is read
     client, experiment_id = _store()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cifar10.reporting.transfer_study import markdown
+from writeup.transfer_page import markdown
 
 STUDY_HEAD = dict(units=[256, 256], activation="relu", dropout=0.0, l2=0.0, standardize=True)
 CUT = 2  # blocks above the first study's cache: its fine-tuning may train up to these
@@ -58,10 +58,10 @@ class _Bench:
     def build(cls, project: Path, cut: int, mirror_train: bool = True) -> _Bench:
         from cifar10.data import dataset
         from cifar10.models import transfer as tm
+        from cifar10.runtime import seed_everything
         from cifar10.training.cached_pass import backbone_pass
         from cifar10.training.distribution import make_cluster
         from cifar10.training.embeddings import embed
-        from cifar10.training.runtime import seed_everything
         from cifar10.weights.manifest import fetch_weights
 
         seed_everything(SEED, True)
@@ -78,9 +78,9 @@ class _Bench:
 
     def step(self, name: str, cfg, extra_seconds: float) -> dict:
         """Train `cfg`'s head (and its fine-tuning) from the pass; record its validation accuracy."""
+        from cifar10.runtime import seed_everything
         from cifar10.training import transfer as tr
         from cifar10.training.history import EpochHistory
-        from cifar10.training.runtime import seed_everything
 
         y = self.train.y
         self.p.backbone.set_weights(self.start)

@@ -35,9 +35,9 @@ def main() -> None:
 
         quiet_tensorflow()
         from cifar10.augmentation.layers import make_augmenter
+        from cifar10.runtime import seed_everything
         from cifar10.tracking.datasets import dataset_input
         from cifar10.tracking.runs import stage_run
-        from cifar10.training.runtime import seed_everything
 
         with stage_run("augment", params, ["base", "imbalance", "augment"]) as tracker:
             seed_everything(seed, params.base.deterministic)

@@ -34,13 +34,13 @@ def main() -> None:
     quiet_tensorflow()
 
     from cifar10.models.transfer import NAMES
+    from cifar10.runtime import seed_everything
     from cifar10.tracking.datasets import dataset_input
     from cifar10.tracking.links import MODEL_DIGEST_TAG, model_digest
     from cifar10.tracking.registry import register
     from cifar10.tracking.runs import stage_run
     from cifar10.training.distribution import make_cluster
     from cifar10.training.history import EpochHistory, console_sink, csv_sink, tracker_sink
-    from cifar10.training.runtime import seed_everything
     from cifar10.training.transfer import train_transfer
 
     cluster = make_cluster(cfg.distribution)

@@ -127,7 +127,7 @@ def make_repo(root: Path, params: dict) -> Path:
     """A git + DVC repository at `root` holding a copy of the project's code, dvc.yaml and `params`,
     committed."""
     root.mkdir()
-    for package in ("stages", "cifar10", "scripts"):
+    for package in ("stages", "cifar10", "writeup", "scripts"):
         shutil.copytree(REPO / package, root / package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
     write_params(root, params)

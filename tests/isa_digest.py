@@ -41,7 +41,7 @@ def digest(array) -> str:
 
 def npz_digest(params: Params) -> str:
     from cifar10.augmentation.rebalance import augment
-    from cifar10.training.runtime import seed_everything
+    from cifar10.runtime import seed_everything
 
     seed_everything(params.base.seed, params.base.deterministic)
     result = augment(fixed_input(), params.imbalance.classes, params.augment.target, params.augment,
@@ -58,7 +58,7 @@ def steps(params: Params, n: int = 64) -> list[tuple[str, str, str]]:
 
     from cifar10.augmentation import exact
     from cifar10.augmentation.layers import build_layers, make_augmenter, to_uint8
-    from cifar10.training.runtime import seed_everything
+    from cifar10.runtime import seed_everything
     from tests import numpy_twin as twin
 
     cfg, seed = params.augment, params.base.seed

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric
 
-from cifar10.studies.plan import SITTING_TAG
-from cifar10.studies.records import Trained
+from writeup.studies.plan import SITTING_TAG
+from writeup.studies.records import Trained
 
 
 def training_run(client, exp_id, name, model, accuracy, curve, seed=42, epochs=None, best=None, restore=True,

@@ -12,7 +12,7 @@ from benchmarks.expect import report, wall, with_overrides
 from benchmarks.speeds import Rate, Speeds, measure
 from benchmarks.workload import EPOCHS_SOURCE, image_counts, predict
 from cifar10.errors import PipelineError
-from cifar10.reporting.records import STAGES
+from writeup.stage_runs import STAGES
 from cifar10.schema import parse_params
 from cifar10.training.precision import resolve
 from scripts.results import cost_row, recorded_epochs

@@ -104,8 +104,8 @@ def test_folded_backbones_give_the_same_features(backbone, size, n_bn):
 def test_saved_cnn_loads_for_inference_with_the_same_predictions(tmp_path):
     from cifar10.models.cnn import build_cnn
     from cifar10.models.saved import load_for_inference
-    from cifar10.reporting.scoring import predict_proba
     from cifar10.schema.train import ModelParams
+    from cifar10.training.inputs import predict_proba
 
     model = build_cnn(ModelParams(), fused_batch_norm=False)
     _randomise_batch_norm(model, 5)

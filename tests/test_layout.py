@@ -1,8 +1,10 @@
-"""The code's shape: stage modules alone in stages/, exact code deps in dvc.yaml, declared dependencies."""
+"""The code's shape: stage modules alone in stages/, cifar10's layers, no stage reaching the write-up, exact
+code deps in dvc.yaml, declared dependencies."""
 from __future__ import annotations
 
 import ast
 import importlib.metadata
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -15,7 +17,10 @@ from tests.conftest import REPO
 
 STAGE_MODULES = {"download", "imbalance_subsample", "augment", "train", "fetch_weights", "transfer", "evaluate",
                  "compare"}
-CODE = ("cifar10", "stages", "scripts", "benchmarks", "tests")
+CODE = ("cifar10", "stages", "writeup", "scripts", "benchmarks", "tests")
+# cifar10's layers, lowest first ("(modules)": the modules at the top of the package); cifar10/__init__.py
+# says what each holds. A module may import from its own layer and the layers below it.
+LAYERS = ("(modules)", "schema", "data", "augmentation", "models", "weights", "training", "reporting", "tracking")
 
 
 def _py_files(*folders: str) -> list[Path]:
@@ -34,9 +39,61 @@ def test_stages_holds_one_module_per_dvc_stage_and_nothing_else():
 
 
 def test_every_package_says_what_lives_there():
-    for init in _py_files("cifar10", "stages"):
+    for init in _py_files("cifar10", "stages", "writeup"):
         if init.name == "__init__.py":
             assert ast.get_docstring(ast.parse(init.read_text())), f"{init.relative_to(REPO)} has no docstring"
+
+
+def _layer(path: Path, root: Path = REPO) -> str:
+    parts = path.relative_to(root / "cifar10").parts
+    return parts[0] if len(parts) > 1 else "(modules)"
+
+
+def _upward_imports(root: Path = REPO) -> list[str]:
+    """`file -> module` for each import in cifar10/ of a higher layer, or of code outside cifar10/."""
+    out = []
+    for path in (p for p in (root / "cifar10").rglob("*.py") if "__pycache__" not in p.parts):
+        here = _layer(path, root)
+        for name in code_deps._imported_names(path, root):
+            target = code_deps.module_file(name, root)
+            if name.split(".")[0] in CODE and name.split(".")[0] != "cifar10":
+                out.append(f"{path.relative_to(root)} -> {name} (outside cifar10)")
+            elif target is not None and LAYERS.index(_layer(target, root)) > LAYERS.index(here):
+                out.append(f"{path.relative_to(root)} -> {name} ({here} below {_layer(target, root)})")
+    return sorted(out)
+
+
+def test_cifar10_imports_only_from_its_own_layer_and_those_below():
+    packages = {p.name for p in (REPO / "cifar10").iterdir() if (p / "__init__.py").is_file()}
+    assert packages == set(LAYERS[1:]), "place each package of cifar10/ in LAYERS"
+    described = ast.get_docstring(ast.parse((REPO / "cifar10/__init__.py").read_text()))
+    listed = [name.rstrip("/") for name in re.findall(r"^  (\(modules\)|\w+/) ", described, flags=re.M)]
+    assert listed == list(LAYERS), "cifar10/__init__.py lists the layers in order"
+    assert _upward_imports() == []
+
+
+def test_the_layer_check_names_an_upward_import_and_one_leaving_cifar10(tmp_path):
+    for folder in ("cifar10/data", "cifar10/training"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "__init__.py").write_text('"""x"""\n')
+    (tmp_path / "cifar10/__init__.py").write_text('"""x"""\n')
+    (tmp_path / "cifar10/errors.py").write_text("E = 1\n")
+    (tmp_path / "cifar10/training/fit.py").write_text("from cifar10.data import splits\nfrom cifar10 import errors\n")
+    (tmp_path / "cifar10/data/splits.py").write_text("from cifar10.errors import E\n")
+    assert _upward_imports(tmp_path) == []
+    (tmp_path / "cifar10/data/splits.py").write_text("def f():\n    from cifar10.training import fit\n")
+    (tmp_path / "cifar10/errors.py").write_text("import writeup.pages\n")
+    assert _upward_imports(tmp_path) == [
+        "cifar10/data/splits.py -> cifar10.training (data below training)",
+        "cifar10/data/splits.py -> cifar10.training.fit (data below training)",
+        "cifar10/errors.py -> writeup.pages (outside cifar10)"]
+
+
+def test_no_stage_reaches_the_write_up():
+    for stage in STAGE_MODULES:
+        files = code_deps.closure(f"stages.{stage}")
+        assert f"stages/{stage}.py" in {str(f) for f in files}
+        assert not [str(f) for f in files if f.parts[0] == "writeup"], f"stages.{stage} imports writeup/"
 
 
 def test_dvc_yaml_code_deps_are_each_stages_import_closure():

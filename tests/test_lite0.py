@@ -201,8 +201,8 @@ def test_fine_tuning_whole_blocks_on_the_cache_predicts_like_the_saved_whole_mod
 @pytest.mark.slow
 def test_imagenet_lite0_beats_a_random_backbone_by_far_on_real_cifar10(lite0_weights):
     from benchmarks.realdata import ARCHIVE, read_real
-    from cifar10.reporting.scoring import predict_proba
     from cifar10.training.distribution import make_cluster
+    from cifar10.training.inputs import predict_proba
     from cifar10.training.transfer import train_transfer
 
     real = read_real(40, 20)

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import yaml
 
-from cifar10.studies.plan import experiments
 from cifar10.training.backup_folders import (ADOPTED_TAG, KEEP_FINISHED_ENV, SHARED_TRAINING_ENV, STATE_FILE,
                                             adopted_from, backup_folder, experiment_backups)
 from scripts.studies import release_backups
 from stages.train import main
 from tests.conftest import write_params
 from tests.test_train import _project, _stage_runs
+from writeup.studies.plan import experiments
 
 NONE, ADJUSTED = "remedy-none-seed44", "remedy-logit-adjustment-seed44"
 

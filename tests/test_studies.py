@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from cifar10.studies.plan import PART2, REMEDY_PROTOCOL, experiments, variants_of
-from cifar10.studies.report import _setup_by_setup
 from tests.conftest import run
+from writeup.studies.plan import PART2, REMEDY_PROTOCOL, experiments, variants_of
+from writeup.studies.report import _setup_by_setup
 
 
 def test_plan_covers_every_study_once_on_the_balanced_set():
@@ -65,7 +65,7 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
 
 
 def test_superseded_runs_leave_the_study_filter_and_name_their_successor(mlflow_uri):
-    from cifar10.studies.records import retire_superseded
+    from writeup.studies.records import retire_superseded
 
     client = MlflowClient(mlflow_uri)
     exp = client.create_experiment("cifar10-imbalance")
@@ -203,7 +203,7 @@ def test_a_runner_started_in_the_background_still_stops_cleanly(tmp_path, signam
 
 
 def test_runs_a_dead_process_left_running_are_closed_before_the_experiment_resumes(tmp_path):
-    from cifar10.studies.records import close_stale_runs
+    from writeup.studies.records import close_stale_runs
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = client.create_experiment("cifar10-imbalance")

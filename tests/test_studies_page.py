@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from mlflow.tracking import MlflowClient
 
-from cifar10.studies.plan import experiments
-from cifar10.studies.records import trained_models
-from cifar10.studies.report import studies_markdown
 from tests.studyruns import trained, training_run
+from writeup.studies.plan import experiments
+from writeup.studies.records import trained_models
+from writeup.studies.report import studies_markdown
 
 
 def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
@@ -87,7 +87,7 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
 
 
 def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_is_placed_in_the_band():
-    from cifar10.studies.gap import gap_lines
+    from writeup.studies.gap import gap_lines
 
     defaults = {s: {"baseline": trained(f"d{s}", acc)} for s, acc in ((42, 0.72), (43, 0.74), (44, 0.73))}
     rises = {s: {"baseline": trained(f"n{s}", 0.75, val=(0.6, 0.7, 0.72), restore=False)} for s in defaults}
@@ -154,7 +154,7 @@ def test_a_setup_is_proposed_only_when_validation_rises_on_every_seed_and_bf16_i
 def test_a_rerun_of_the_defaults_measures_the_cpu_and_stands_in_for_them_on_its_own_cpu():
     from dataclasses import replace
 
-    from cifar10.studies.gap import gap_lines
+    from writeup.studies.gap import gap_lines
 
     # Kept weights: epoch 2 (restored), so the middle value is the kept val balanced accuracy.
     defaults = {s: {"baseline": trained(f"d{s}", acc)} for s, acc in ((42, 0.72), (43, 0.74), (44, 0.73))}
@@ -207,7 +207,7 @@ def test_a_rerun_of_the_defaults_measures_the_cpu_and_stands_in_for_them_on_its_
 def test_where_early_stopping_ends_a_run_is_set_beside_its_test_accuracy(tmp_path):
     from dataclasses import replace
 
-    from cifar10.studies.stopping import stop_figure, stop_lines
+    from writeup.studies.stopping import stop_figure, stop_lines
 
     def stopped(name: str, best: int, acc: float):
         run_ = trained(name, acc)
@@ -238,7 +238,7 @@ def test_where_early_stopping_ends_a_run_is_set_beside_its_test_accuracy(tmp_pat
 
 
 def test_the_gap_is_explained_figure_by_figure_only_by_a_band_that_holds_the_study():
-    from cifar10.studies.gap import explained_lines
+    from writeup.studies.gap import explained_lines
 
     # The study's baseline: accuracy 0.78, macro F1 0.76, cat 0.27, dog 0.38 (cifar10.reporting.reference).
     defaults = {s: {"baseline": trained(f"d{s}", acc)} for s, acc in ((42, 0.76), (43, 0.79), (44, 0.77))}
@@ -272,7 +272,7 @@ def test_the_gap_is_explained_figure_by_figure_only_by_a_band_that_holds_the_stu
 def test_validation_is_compared_with_test_per_model_and_the_synthetic_split_named_only_when_it_overstates_more():
     from dataclasses import replace
 
-    from cifar10.studies.gap import validation_lines
+    from writeup.studies.gap import validation_lines
 
     def both(base_val, aug_val):  # kept (best, epoch 2) val balanced accuracy; test accuracy 0.70 for both
         run = trained("r", 0.70, val=(0.5, base_val, 0.5))
@@ -285,7 +285,7 @@ def test_validation_is_compared_with_test_per_model_and_the_synthetic_split_name
 
 
 def test_a_band_of_differences_never_shows_minus_zero():
-    from cifar10.studies.part3 import band
+    from writeup.studies.part3 import band
 
     assert band([-0.0001], "+") == "+0.000" and band([-0.0006], "+") == "-0.001"
     assert band([0.7161, 0.685, 0.7377]) == "0.713 (0.685 to 0.738)"
@@ -294,8 +294,8 @@ def test_a_band_of_differences_never_shows_minus_zero():
 def test_the_remedies_section_ranks_on_validation_and_measures_the_goal(tmp_path):
     from dataclasses import replace
 
-    from cifar10.studies.plan import experiments
-    from cifar10.studies.report import studies_markdown
+    from writeup.studies.plan import experiments
+    from writeup.studies.report import studies_markdown
 
     def run(name, model, val, f1, cat, dog):
         base = trained(name, f1, val=(0.5, val, val - 0.1))
@@ -360,7 +360,7 @@ def test_the_remedies_section_ranks_on_validation_and_measures_the_goal(tmp_path
 def test_the_glance_names_the_goal_unreached_and_the_combination_once_when_it_leads():
     from dataclasses import replace
 
-    from cifar10.studies.glance import glance_lines
+    from writeup.studies.glance import glance_lines
 
     def run(name, val, f1):
         base = trained(name, f1, val=(0.5, val, val - 0.1))
@@ -388,7 +388,7 @@ def test_the_glance_names_the_goal_unreached_and_the_combination_once_when_it_le
 def test_a_remedy_that_adopted_anothers_training_says_whose_figures_it_shows():
     from dataclasses import replace
 
-    from cifar10.studies.remedies import adopted_lines
+    from writeup.studies.remedies import adopted_lines
     from cifar10.training.backup_folders import ADOPTED_TAG
 
     own = trained("remedy-logit-adjustment-seed43", 0.79)

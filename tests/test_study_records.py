@@ -104,7 +104,7 @@ def test_a_broken_record_file_stops_the_command_with_one_line_and_is_left_as_it_
 def test_a_float32_partner_still_to_run_brings_its_bfloat16_mate_back_into_the_same_sitting(project):
     """A speed ratio pairs only runs of one sitting: bf16-seed44 finished in an earlier one (its records are in
     STUDIES.json), so running f32-seed44 alone would pair with nothing. Once both are recorded, neither runs."""
-    from cifar10.studies.plan import experiments
+    from writeup.studies.plan import experiments
 
     client, exp = _store(project, "first.db")
     for model in ("baseline", "augmented"):

@@ -3,8 +3,8 @@ import argparse
 
 import pytest
 
-from cifar10.reporting.transfer_study import markdown
 from scripts import transfer_study as ts
+from writeup.transfer_page import markdown
 
 
 def _row(step: str, val: float, **config) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import keras
 
-from cifar10.training.runtime import precision
+from cifar10.runtime import precision
 
 
 def recast(model: keras.Model, policy: str) -> keras.Model:

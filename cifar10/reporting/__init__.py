@@ -1,2 +1,1 @@
-"""Reporting: the one test-set scorer, the comparison with the study's published figures, figures,
-and the transfer study's page (TRANSFER.md)."""
+"""Reporting: the one test-set scorer, the comparison with the study's published figures, and figures."""

@@ -11,17 +11,7 @@ import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix
 
 from cifar10.errors import PipelineError
-
-
-def predict_proba(model, x: np.ndarray, batch_size: int, callbacks: list = ()) -> np.ndarray:
-    """Class probabilities (N, classes) in one batched pass; images stay uint8 until each batch."""
-    from cifar10.training.inputs import eval_batches
-
-    batches = eval_batches(x, None, batch_size)
-    probs = np.asarray(model.predict(batches, verbose=0, callbacks=list(callbacks))) if len(x) else np.zeros((0, 0))
-    if probs.ndim != 2 or len(probs) != len(x):
-        raise PipelineError(f"model output has shape {probs.shape}; expected ({len(x)}, classes) probabilities")
-    return probs
+from cifar10.training.inputs import predict_proba
 
 
 def class_report(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> dict:

@@ -72,7 +72,7 @@ def pass_networks(cfg: TransferParams, weights: Path | None, cluster: Cluster, c
     from cifar10.models.folding import fold_batch_norm
     from cifar10.models.recast import recast
     from cifar10.training.precision import resolve
-    from cifar10.training.runtime import precision
+    from cifar10.runtime import precision
 
     frozen, tuning = resolve(cfg.precision, "frozen")[0], resolve(cfg.precision, "fine_tune")[0]
     with cluster.scope(), precision(tuning):  # the network that trains (fine-tuning) and is saved

@@ -28,21 +28,6 @@ class TrainResult:
     shard: dict  # under a strategy: the rows this worker trained on (distribution.describe_shard)
 
 
-def make_optimizer(cfg: TrainParams, steps_per_epoch: int = 1):
-    import keras
-
-    from cifar10.training.remedies import learning_rate
-
-    opt, rate = cfg.optimizer, learning_rate(cfg, steps_per_epoch)
-    if opt.name == "adam":
-        return keras.optimizers.Adam(rate)
-    if opt.name == "sgd":
-        return keras.optimizers.SGD(rate, momentum=opt.momentum)
-    if opt.name == "rmsprop":
-        return keras.optimizers.RMSprop(rate, momentum=opt.momentum)
-    return keras.optimizers.Adadelta(rate)
-
-
 def _build_compiled_state(model, x, y) -> None:
     """Build the metrics, loss and optimizer state on a plain batch, as fit() would, and skip fit()'s own
     step: under a strategy Keras 3.15 first passes the whole per-replica (x, y) batch to
@@ -60,9 +45,10 @@ def compiled_cnn(cfg: TrainParams, n_classes: int, cluster: Cluster, sample: tup
     `loss` and `steps_per_epoch` (the cosine schedule's unit): as the remedies in `cfg` ask."""
 
     from cifar10.models.cnn import build_cnn
+    from cifar10.runtime import precision
     from cifar10.training.balanced_accuracy import BalancedAccuracy
+    from cifar10.training.optimizer import make_optimizer
     from cifar10.training.precision import resolve
-    from cifar10.training.runtime import precision
 
     with precision(resolve(cfg.precision)[0]), cluster.scope():
         model = build_cnn(cfg.model, n_classes=n_classes, fused_batch_norm=training_layers,
@@ -97,9 +83,9 @@ def train(train_ds: Dataset, cfg: TrainParams, seed: int, deterministic: bool = 
             run restored later names the sittings that trained it, not the one that restored it.
     """
     from cifar10.models.cnn import param_counts
+    from cifar10.runtime import seed_everything
     from cifar10.training.backup import ResumableEarlyStopping, TrainingBackup, load_state, restore
     from cifar10.training.precision import resolve
-    from cifar10.training.runtime import seed_everything
 
     source = validation_source(train_ds.extra, cfg.validation_from, "train")
     train_rows, val_rows = split_rows(train_ds.y, cfg.validation_split, seed, cfg.train_size, source=source)

@@ -1,4 +1,5 @@
-"""Batch streams for training and prediction: uint8 images gathered per batch, in a seeded order.
+"""Batch streams for training and prediction, and the one batched prediction pass: uint8 images
+gathered per batch, in a seeded order.
 
 Images stay uint8 until a batch enters the model (a 50,000-image float32 copy would cost 600 MB).
 tf.data's autotuning is off: destroying a finished iterator waits for the autotune thread's next
@@ -8,6 +9,8 @@ validation pass, while a fixed prefetch of 2 batches keeps the CPU as busy (meas
 from __future__ import annotations
 
 import numpy as np
+
+from cifar10.errors import PipelineError
 
 
 def train_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, first_epoch: int, epochs: int,
@@ -53,6 +56,15 @@ def eval_batches(x: np.ndarray, y: np.ndarray | None, batch: int, one_hot: int =
     if y is not None and one_hot:
         ds = ds.map(lambda images, labels: (images, tf.one_hot(labels, one_hot)))
     return _fixed(ds)
+
+
+def predict_proba(model, x: np.ndarray, batch_size: int, callbacks: list = ()) -> np.ndarray:
+    """Class probabilities (N, classes) in one batched pass; images stay uint8 until each batch."""
+    batches = eval_batches(x, None, batch_size)
+    probs = np.asarray(model.predict(batches, verbose=0, callbacks=list(callbacks))) if len(x) else np.zeros((0, 0))
+    if probs.ndim != 2 or len(probs) != len(x):
+        raise PipelineError(f"model output has shape {probs.shape}; expected ({len(x)}, classes) probabilities")
+    return probs
 
 
 def _fixed(ds):

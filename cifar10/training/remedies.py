@@ -2,9 +2,9 @@
 
 Each is off by default (the study's setup): class weights and the focal loss change the loss
 (cifar10.training.losses), mixup/cutmix the batches (cifar10.training.mixing), online augmentation the
-model's first layers (cifar10.models.cnn), the cosine schedule the learning rate, and logit adjustment
-the trained model's output bias (cifar10.training.logit_adjustment). Oversampling is the augment
-stage's `policy: oversample`.
+model's first layers (cifar10.models.cnn), the cosine schedule the learning rate
+(cifar10.training.optimizer), and logit adjustment the trained model's output bias
+(cifar10.training.logit_adjustment). Oversampling is the augment stage's `policy: oversample`.
 """
 from __future__ import annotations
 
@@ -24,15 +24,6 @@ def loss(cfg: TrainParams, train_labels: np.ndarray, n_classes: int):
     return ImbalanceLoss(n_classes, gamma, weights)
 
 
-def learning_rate(cfg: TrainParams, steps_per_epoch: int):
-    """The optimizer's learning rate: constant, or cosine decay to 0 over `epochs` epochs."""
-    import keras
-
-    if cfg.optimizer.schedule == "constant":
-        return cfg.optimizer.learning_rate
-    return keras.optimizers.schedules.CosineDecay(cfg.optimizer.learning_rate, steps_per_epoch * cfg.epochs)
-
-
 def mix(cfg: TrainParams, n_classes: int) -> tuple[str, float, int] | None:
     """train_batches' `mix` argument: None, or (mixup | cutmix, alpha, classes)."""
     return None if cfg.mix.kind == "none" else (cfg.mix.kind, cfg.mix.alpha, n_classes)
@@ -48,7 +39,7 @@ def originals(extra: dict, rows: np.ndarray) -> np.ndarray:
 def adjust_logits(model, x_val: np.ndarray, y_val: np.ndarray, prior_labels: np.ndarray, n_classes: int,
                   batch: int) -> dict:
     """Logit adjustment with tau chosen on the validation rows; the run facts to log."""
-    from cifar10.reporting.scoring import predict_proba
+    from cifar10.training.inputs import predict_proba
     from cifar10.training.logit_adjustment import adjust, choose_tau, prior
 
     pi = prior(prior_labels, n_classes)

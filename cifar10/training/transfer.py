@@ -80,8 +80,8 @@ def fit_head(p: Pass, y: np.ndarray, cfg: TransferParams, cluster: Cluster, hist
              callbacks: list = ()):
     """A new head trained on the cached features (and those of the mirror images, with flip_train)."""
     from cifar10.models import transfer as tm
+    from cifar10.runtime import precision
     from cifar10.training.precision import resolve
-    from cifar10.training.runtime import precision
 
     rows = p.train_rows
     x = features(p, rows, cluster, cfg.embed_batch_size)
@@ -118,8 +118,8 @@ def tuning_model(backbone, upper, head, map_shape: tuple, n_blocks: int, cfg: Tr
     import keras
 
     from cifar10.models.blocks import unfreeze_top_blocks
+    from cifar10.runtime import precision
     from cifar10.training.precision import resolve
-    from cifar10.training.runtime import precision
 
     with cluster.scope(), precision(resolve(cfg.precision, "fine_tune")[0]):
         trained = unfreeze_top_blocks(backbone, n_blocks)
@@ -156,8 +156,8 @@ def train_transfer(train: Dataset, cfg: TransferParams, weights: Path | None, se
         callbacks: more Keras callbacks for every fit (a progress bar).
     """
     from cifar10.models import transfer as tm
+    from cifar10.runtime import precision
     from cifar10.training.precision import resolve
-    from cifar10.training.runtime import precision
 
     history = history or EpochHistory()
     p = backbone_pass(train, cfg, weights, seed, cluster, cfg.fine_tune_blocks)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from cifar10.studies.records import Trained
+from writeup.studies.records import Trained
 
 CLAIMS: dict[str, str] = {
     "hidden layers": "more hidden layers give higher accuracy",

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cifar10.studies.gap import gap_lines
-from cifar10.studies.glance import glance_lines
-from cifar10.studies.part2 import part2_section
-from cifar10.studies.part3 import band_figure, band_tables, setups_of
-from cifar10.studies.plan import RERUN, SETUP_TARGETS, experiments
-from cifar10.studies.remedies import remedies_section
-from cifar10.studies.records import Trained
-from cifar10.studies.stopping import stop_figure, stop_lines
+from writeup.studies.gap import gap_lines
+from writeup.studies.glance import glance_lines
+from writeup.studies.part2 import part2_section
+from writeup.studies.part3 import band_figure, band_tables, setups_of
+from writeup.studies.plan import RERUN, SETUP_TARGETS, experiments
+from writeup.studies.remedies import remedies_section
+from writeup.studies.records import Trained
+from writeup.studies.stopping import stop_figure, stop_lines
 
 FIGURES = Path("figures/studies")
 

@@ -1,6 +1,6 @@
 """Part 3 of STUDIES.md: the imbalance models over seeds, as band tables and a figure per setup.
 
-Setups are judged (cifar10.studies.gap) on validation figures only: the val balanced accuracy (mean
+Setups are judged (writeup.studies.gap) on validation figures only: the val balanced accuracy (mean
 per-class recall) of the weights a run keeps (its best epoch when early stopping restores them, its
 last epoch otherwise), the validation estimate of accuracy on the balanced test set; plain val
 accuracy follows the imbalanced split and is shown beside it. Test figures are reported and never
@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Callable
 
 from cifar10.reporting.reference import STUDY
-from cifar10.studies.plan import MIXED, PARTNER, RERUN, SEEDS, SETUPS
-from cifar10.studies.records import Trained
+from writeup.studies.plan import MIXED, PARTNER, RERUN, SEEDS, SETUPS
+from writeup.studies.records import Trained
 
 MODELS = ("baseline", "augmented")
 # (label, metric logged on the training run, the study's figure from its published report)

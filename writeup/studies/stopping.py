@@ -13,7 +13,7 @@ from itertools import groupby
 from pathlib import Path
 
 from cifar10.reporting.reference import STUDY
-from cifar10.studies.part3 import MODELS, Setups, figure_legend
+from writeup.studies.part3 import MODELS, Setups, figure_legend
 
 
 def stops(setups: Setups, model: str) -> list[tuple[int, float]]:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from cifar10.studies.part3 import FIGURES, Setups, kept_val_accuracy, kept_val_balanced, metric
-from cifar10.studies.plan import RERUN
-from cifar10.studies.records import Trained
+from writeup.studies.part3 import FIGURES, Setups, kept_val_accuracy, kept_val_balanced, metric
+from writeup.studies.plan import RERUN
+from writeup.studies.records import Trained
 
 
 def same_data(a: Trained, b: Trained) -> bool:

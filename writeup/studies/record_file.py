@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from cifar10.errors import PipelineError
-from cifar10.studies.records import Trained
+from writeup.studies.records import Trained
 
 RECORD_FILE = Path("STUDIES.json")
 FORMAT = 1

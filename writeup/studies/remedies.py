@@ -1,6 +1,6 @@
 """STUDIES.md's section beyond the study: which remedy for the class imbalance works best, over seeds.
 
-Every remedy trains the study's CNN under one protocol (cifar10.studies.plan.REMEDY_PROTOCOL) and is
+Every remedy trains the study's CNN under one protocol (writeup.studies.plan.REMEDY_PROTOCOL) and is
 judged on validation balanced accuracy: the kept weights' (the adjusted model's, for logit adjustment).
 Test figures are shown for every remedy, once each, and never used to choose.
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from cifar10.studies.part3 import band, kept_val_balanced
-from cifar10.studies.plan import BALANCED_REFERENCE, REMEDIES, REMEDY_PROTOCOL, SEEDS, experiments
-from cifar10.studies.records import Trained
 from cifar10.training.backup_folders import ADOPTED_TAG
 from cifar10.training.logit_adjustment import TAUS
+from writeup.studies.part3 import band, kept_val_balanced
+from writeup.studies.plan import BALANCED_REFERENCE, REMEDIES, REMEDY_PROTOCOL, SEEDS, experiments
+from writeup.studies.records import Trained
 
 GOAL = {"test_macro_f1": 0.85, "test_recall_cat": 0.65, "test_recall_dog": 0.65}  # for the best combination
 LABEL = {"test_macro_f1": "macro F1", "test_recall_cat": "cat recall", "test_recall_dog": "dog recall"}

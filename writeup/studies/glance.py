@@ -8,10 +8,10 @@ from __future__ import annotations
 import statistics
 
 from cifar10.reporting.reference import STUDY
-from cifar10.studies.part3 import FIGURES, MODELS, metric, setups_of, values_of
-from cifar10.studies.plan import REMEDIES, SEEDS
-from cifar10.studies.records import Trained
-from cifar10.studies.remedies import (GOAL, LABEL, STUDY_REMEDY, balanced_reference, goal_means, goal_text,
+from writeup.studies.part3 import FIGURES, MODELS, metric, setups_of, values_of
+from writeup.studies.plan import REMEDIES, SEEDS
+from writeup.studies.records import Trained
+from writeup.studies.remedies import (GOAL, LABEL, STUDY_REMEDY, balanced_reference, goal_means, goal_text,
                                       mean_selected_on, ranked, remedy_runs)
 
 COMBINATION = list(REMEDIES)[-1]  # the plan lists the pre-registered combination last

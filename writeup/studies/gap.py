@@ -3,15 +3,15 @@ test set, and what explains the gap, read off the seed bands: the study's figure
 band (seed noise), inside a candidate setup's band, or inside neither.
 
 A setup is compared with the defaults seed by seed (same seed, so the same split and initial weights),
-which keeps seed noise out of the shift it causes; cifar10.studies.pairing picks the pairs.
+which keeps seed noise out of the shift it causes; writeup.studies.pairing picks the pairs.
 """
 from __future__ import annotations
 
 import statistics
 
 from cifar10.reporting.reference import STUDY
-from cifar10.studies.pairing import apart_line, cpu_note, cpu_shift, crossed, paired, partners, rerun_lines
-from cifar10.studies.part3 import (
+from writeup.studies.pairing import apart_line, cpu_note, cpu_shift, crossed, paired, partners, rerun_lines
+from writeup.studies.part3 import (
     FIGURES,
     MODELS,
     Setups,
@@ -21,9 +21,9 @@ from cifar10.studies.part3 import (
     metric,
     values_of,
 )
-from cifar10.studies.plan import MIXED, OWN_VALIDATION, PARTNER, RERUN, SEEDS, SITTING_TAG
-from cifar10.studies.records import Trained
-from cifar10.studies.stopping import stop_lines
+from writeup.studies.plan import MIXED, OWN_VALIDATION, PARTNER, RERUN, SEEDS, SITTING_TAG
+from writeup.studies.records import Trained
+from writeup.studies.stopping import stop_lines
 
 UNMEASURED = ("Not measurable here, so still open: the local images are a JPEG re-encoding of CIFAR-10 (the study "
               "trained on the original pixels); the study's dropout rates are not published (ours are the "

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cifar10.studies.claims import CLAIMS, verdicts
-from cifar10.studies.plan import PART2, SEEDS, variants_of
-from cifar10.studies.records import Trained
+from writeup.studies.claims import CLAIMS, verdicts
+from writeup.studies.plan import PART2, SEEDS, variants_of
+from writeup.studies.records import Trained
 
 
 def _best(run: Trained) -> float:
