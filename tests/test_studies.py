@@ -40,11 +40,15 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
     # The defaults of seed 42 once more, on whichever CPU runs it: the same overrides and models.
     assert order[7] == "rerun-defaults-seed42" and planned[order[7]].target == "compare"
     assert planned[order[7]].overrides == planned["part3-defaults-seed42"].overrides
-    # bfloat16's other seeds and the float32 partner of the last, in one sitting for their speed ratio
-    assert order[8:11] == ["bf16-seed43", "bf16-seed44", "f32-seed44"]
-    assert planned["f32-seed44"].overrides == planned["part3-defaults-seed44"].overrides
-    assert [planned[name].part for name in order[11:20]] == ["part2"] * 9  # then part 2, then the other setups
-    assert order[20:23] == [f"part3-{k}-seed42" for k in ("val-balanced", "val-originals", "val-accuracy")]
+    # bfloat16's other seeds and a float32 partner of each bfloat16 run, each in its mate's sitting: pairs that
+    # differ in the precision alone (seed, CPU model, commit and training set alike)
+    assert order[8:13] == ["bf16-seed43", "bf16-seed44", "f32-seed44", "f32-seed42", "f32-seed43"]
+    for s in (42, 43, 44):
+        assert planned[f"f32-seed{s}"].overrides == planned[f"part3-defaults-seed{s}"].overrides
+        assert planned[f"f32-seed{s}"].same_sitting_as == f"bf16-seed{s}"
+        assert planned[f"f32-seed{s}"].labels == {"setup": "float32 partner", "seed": s}
+    assert [planned[name].part for name in order[13:22]] == ["part2"] * 9  # then part 2, then the other setups
+    assert order[22:25] == [f"part3-{k}-seed42" for k in ("val-balanced", "val-originals", "val-accuracy")]
     # Beyond the study, last: every remedy on one protocol, in the precision the machine picks, seed by seed.
     remedies = [e for e in planned.values() if e.part == "remedies"]
     assert len(remedies) >= 7 * 3 and order[-len(remedies):] == [e.name for e in remedies]
@@ -56,8 +60,9 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
     assert planned["remedy-mixup-seed43"].target == "evaluate@baseline"
     # The page's run table still reads one setup at a time.
     ran = [n for n in order if n.startswith(("part3-", "bf16-", "rerun-", "f32-"))][::-1]
-    assert _setup_by_setup(ran)[6:14] == [*(f"bf16-seed{s}" for s in (42, 43, 44)), "rerun-defaults-seed42",
-                                          "f32-seed44", *(f"part3-val-balanced-seed{s}" for s in (42, 43, 44))]
+    assert _setup_by_setup(ran)[6:16] == [*(f"bf16-seed{s}" for s in (42, 43, 44)), "rerun-defaults-seed42",
+                                          *(f"f32-seed{s}" for s in (42, 43, 44)),
+                                          *(f"part3-val-balanced-seed{s}" for s in (42, 43, 44))]
     assert planned["part3-val-originals-seed44"].target == "evaluate@augmented"  # the baseline's split is the same
     # On the augmented model's split (equal class counts) val accuracy is val balanced accuracy: val-balanced's run.
     assert planned["part3-val-accuracy-seed44"].target == "evaluate@baseline"

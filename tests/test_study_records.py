@@ -132,3 +132,48 @@ def test_a_float32_partner_still_to_run_brings_its_bfloat16_mate_back_into_the_s
     assert dry_run("bf16-seed44", "f32-seed44") == [
         "[1/2] bf16-seed44: recorded in STUDIES.json (run on Test CPU), skipped",
         "[2/2] f32-seed44: recorded in STUDIES.json (run on Test CPU), skipped"]
+
+
+def _confusion(accuracy: float) -> dict:
+    """A 10-class confusion matrix of 1,000 test images a class, `accuracy` of each class on the diagonal and the
+    rest spread over the next class."""
+    from cifar10.classes import CIFAR10_CLASSES
+
+    right = round(1000 * accuracy)
+    matrix = [[right if j == i else (1000 - right if j == (i + 1) % 10 else 0) for j in range(10)] for i in range(10)]
+    return {"classes": list(CIFAR10_CLASSES), "matrix": matrix}
+
+
+def test_a_confusion_matrix_the_training_run_holds_is_kept_and_gives_macro_f1_its_interval(project):
+    from cifar10.errors import PipelineError
+    from cifar10.reporting.intervals import confusion_intervals
+    from writeup.studies import record_file
+    from writeup.studies.records import CONFUSION_ARTIFACT, trained_models
+    from writeup.studies.uncertainty import interval_on_test
+
+    client, exp = _store(project, "first.db")
+    scored = training_run(client, exp, "part3-defaults-seed42", "baseline", 0.72, [0.6, 0.7])
+    client.log_dict(scored, _confusion(0.72), CONFUSION_ARTIFACT)  # as the evaluate stage would, beside test_report.json
+    training_run(client, exp, "part2-reference", "baseline", 0.80, [0.5, 0.8])  # an older run: no matrix
+
+    assert studies.report(project / "STUDIES.md") == 0
+    saved = json.loads((project / "STUDIES.json").read_text())["experiments"]
+    assert saved["part3-defaults-seed42"]["baseline"]["confusion"] == _confusion(0.72)
+    assert "confusion" not in saved["part2-reference"]["baseline"]  # the file keeps its shape for runs without one
+    run = record_file.load()["part3-defaults-seed42"]["baseline"]
+    macro = interval_on_test(run, "test_macro_f1")
+    expected = confusion_intervals(_confusion(0.72)["matrix"], _confusion(0.72)["classes"])["macro_f1"]
+    assert (macro.low, macro.high) == (expected.low, expected.high) and macro.low < 0.72 < macro.high
+    assert interval_on_test(record_file.load()["part2-reference"]["baseline"], "test_macro_f1") is None
+
+    # The page's macro F1 then carries the interval (part 3's gap table, the defaults' row).
+    page = (project / "STUDIES.md").read_text()
+    row = next(line for line in page.splitlines() if line.startswith("| baseline | macro F1 |"))
+    assert f"| 0.710 ±{macro.half_width:.3f} |" in row and "no interval" not in row
+    assert "Macro F1 gets an interval only from a recorded confusion matrix (1 of these 2 records has one)" in page
+
+    broken = training_run(client, exp, "part3-defaults-seed43", "baseline", 0.74, [0.6, 0.7], seed=43)
+    client.log_dict(broken, {"classes": ["cat", "dog"], "matrix": [[1, 2, 3]]}, CONFUSION_ARTIFACT)
+    with pytest.raises(PipelineError, match=r"confusion_matrix.json is not a confusion matrix \(2 classes, matrix "
+                                            r"rows of lengths \[3\]\); expected"):
+        trained_models(client, exp, "part3-defaults-seed43")

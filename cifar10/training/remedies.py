@@ -38,12 +38,21 @@ def originals(extra: dict, rows: np.ndarray) -> np.ndarray:
 
 def adjust_logits(model, x_val: np.ndarray, y_val: np.ndarray, prior_labels: np.ndarray, n_classes: int,
                   batch: int) -> dict:
-    """Logit adjustment with tau chosen on the validation rows; the run facts to log."""
+    """Logit adjustment with tau chosen on one half of the validation rows and scored on the other; the run
+    facts to log: the tau, both halves' balanced accuracy at every tau (logit_adjustment.tau_metric), and
+    unadjusted / adjusted figures of the choosing half and of the ranking half (the one a ranking may use)."""
     from cifar10.training.inputs import predict_proba
-    from cifar10.training.logit_adjustment import adjust, choose_tau, prior
+    from cifar10.training.logit_adjustment import adjust, choose_tau, halves, prior, tau_metric, tau_scores
 
     pi = prior(prior_labels, n_classes)
-    tau, scores = choose_tau(predict_proba(model, x_val, batch), y_val, pi)
+    probs = predict_proba(model, x_val, batch)
+    choosing, ranking = halves(y_val)
+    tau, chosen = choose_tau(probs[choosing], y_val[choosing], pi)
     adjust(model, tau, pi)
-    return {"logit_adjustment_tau": tau, "val_balanced_accuracy_unadjusted": scores[0.0],
-            "val_balanced_accuracy_adjusted": scores[tau]}
+    info = {"logit_adjustment_tau": tau, "val_balanced_accuracy_unadjusted": chosen[0.0],
+            "val_balanced_accuracy_adjusted": chosen[tau], **{tau_metric("choosing", t): s for t, s in chosen.items()}}
+    if len(ranking):  # a single validation row has no second half
+        scored = tau_scores(probs[ranking], y_val[ranking], pi)
+        info |= {"val_balanced_accuracy_ranking_unadjusted": scored[0.0], "val_balanced_accuracy_ranking": scored[tau],
+                 **{tau_metric("ranking", t): s for t, s in scored.items()}}
+    return info

@@ -1,10 +1,9 @@
-"""Part 3 of STUDIES.md: the imbalance models over seeds, as band tables and a figure per setup.
+"""Part 3 of STUDIES.md: the imbalance models over seeds, their setups and the figures they are compared on.
 
-Setups are judged (writeup.studies.gap) on validation figures only: the val balanced accuracy (mean
-per-class recall) of the weights a run keeps (its best epoch when early stopping restores them, its
-last epoch otherwise), the validation estimate of accuracy on the balanced test set; plain val
-accuracy follows the imbalanced split and is shown beside it. Test figures are reported and never
-used to choose.
+A setup is proposed as a default (writeup.studies.gap) on a validation figure only: the val balanced
+accuracy (mean per-class recall) of the weights a run keeps (its best epoch when early stopping restores
+them, its last epoch otherwise), the validation estimate of accuracy on the balanced test set. Test
+figures are reported beside it and never used to choose.
 """
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ from typing import Callable
 from cifar10.reporting.reference import STUDY
 from writeup.studies.plan import MIXED, PARTNER, RERUN, SEEDS, SETUPS
 from writeup.studies.records import Trained
+from writeup.studies.uncertainty import Figure, figure_on_test, validation_half_width
 
 MODELS = ("baseline", "augmented")
 # (label, metric logged on the training run, the study's figure from its published report)
@@ -45,6 +45,12 @@ def kept(key: str) -> Callable[[Trained], float | None]:
 
 kept_val_accuracy = kept("val_accuracy")
 kept_val_balanced = kept("val_balanced_accuracy")
+KEPT_VAL_BALANCED = Figure("val balanced accuracy of the kept weights", kept_val_balanced, validation_half_width)
+
+
+def compared_figures() -> list[Figure]:
+    """The test figures (with their test-set intervals), then the kept weights' val balanced accuracy."""
+    return [*(figure_on_test(label, key) for label, key, _ in FIGURES), KEPT_VAL_BALANCED]
 
 
 def setups_of(records: dict[str, dict[str, Trained]]) -> Setups:
@@ -70,23 +76,6 @@ def band(values: list[float], sign: str = "", digits: int = 3) -> str:
 
 def values_of(runs: dict[int, dict[str, Trained]], model: str, value: Callable[[Trained], float | None]) -> list[float]:
     return [v for r in runs.values() if model in r and (v := value(r[model])) is not None]
-
-
-def band_tables(setups: Setups) -> list[str]:
-    """Per model: mean (min to max) (n) of each figure under each setup, beside the study's figure."""
-    out = []
-    for model in MODELS:
-        header = ["figure", "study", *(f"{k} (n)" for k in setups)]
-        out += [f"### {model}", "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-        for label, key, study in FIGURES:
-            cells = [f"{band(v)} ({len(v)})" for v in (values_of(runs, model, metric(key))
-                                                        for runs in setups.values())]
-            out.append(f"| {label} | {study(STUDY[model]):.2f} | " + " | ".join(cells) + " |")
-        for label, value in (("val accuracy", kept_val_accuracy), ("val balanced accuracy", kept_val_balanced)):
-            cells = [f"{band(v)} ({len(v)})" for v in (values_of(runs, model, value) for runs in setups.values())]
-            out.append(f"| {label} of the kept weights | – | " + " | ".join(cells) + " |")
-        out.append("")
-    return out
 
 
 def figure_legend(fig, axes, **kwargs) -> None:

@@ -40,9 +40,10 @@ SETUPS: dict[str, tuple[str, ...]] = {
     "val-originals": ("train.validation_from=originals",),
     "val-accuracy": ("train.early_stopping.monitor=val_accuracy",),
 }
-# Setups beside the candidates, not candidates themselves: bfloat16 on every seed (does it land in the
-# float32 band?), the defaults of one seed again (what the CPU alone moves), and a float32 partner run
-# in the same sitting as bfloat16 runs (their speed ratio: two sittings on one CPU can differ by a third).
+# Setups beside the candidates, not candidates themselves: bfloat16 on every seed, the defaults of one seed
+# again (what the CPU alone moves), and a float32 partner of each bfloat16 run, run in the same sitting: the
+# same seed, CPU model, commit and training set, so bfloat16 minus float32 is the precision's alone (and their
+# speed ratio pairs runs of one sitting: two sittings on one CPU can differ by a third).
 MIXED, RERUN, PARTNER = "mixed_bfloat16", "defaults, rerun", "float32 partner"
 SITTING_TAG = "studies_sitting"  # the runner process that ran an experiment: speed ratios pair within one
 # A setup that changes one model only runs that model (the stage it reproduces), and why the other would
@@ -126,8 +127,9 @@ def experiments() -> list[Experiment]:
     """Every experiment, in the order they run: part 3 setup by setup over the seeds (the defaults on
     every seed first, so the band comes before any comparison, and each setup's run finds its seed's
     defaults run to pair with), the bfloat16 parity run after `no-restore` (the setups the study's
-    text asks about), the defaults of seed 42 once more (the CPU's share of a difference), then part 2,
-    then the other candidate setups seed by seed (questions of our own, so last)."""
+    text asks about), the defaults of seed 42 once more (the CPU's share of a difference), bfloat16's other
+    seeds and each seed's float32 partner after its bfloat16 run, then part 2, then the other candidate setups
+    seed by seed (questions of our own, so last)."""
     def part3(setup: str, s: int) -> Experiment:
         return Experiment(f"part3-{setup}-seed{s}", "part3", (*PART3_COMMON, FLOAT32, f"base.seed={s}", *SETUPS[setup]),
                           SETUP_TARGETS.get(setup, ("compare",))[0], {"setup": setup, "seed": s})
@@ -143,10 +145,11 @@ def experiments() -> list[Experiment]:
     # partner on their own CPU and data; on the same CPU they check that a run repeats.
     out.append(Experiment("rerun-defaults-seed42", "rerun", (*PART3_COMMON, FLOAT32, "base.seed=42"), "compare",
                           {"setup": RERUN, "seed": 42}))
-    # bfloat16's other seeds, then the float32 partner of the last, run in the same sitting.
     out += [bf16(s) for s in SEEDS[1:]]
-    out.append(Experiment(f"f32-seed{SEEDS[-1]}", "bf16", (*PART3_COMMON, FLOAT32, f"base.seed={SEEDS[-1]}"),
-                          "compare", {"setup": PARTNER, "seed": SEEDS[-1]}, same_sitting_as=out[-1].name))
+    # Each bfloat16 run's float32 partner: while one is still to run, the runner runs its bfloat16 mate again
+    # in the same sitting, so each pair shares CPU model and commit whatever ran before.
+    out += [Experiment(f"f32-seed{s}", "bf16", (*PART3_COMMON, FLOAT32, f"base.seed={s}"), "compare",
+                       {"setup": PARTNER, "seed": s}, same_sitting_as=f"bf16-seed{s}") for s in (SEEDS[-1], *SEEDS[:-1])]
     seen: dict[tuple[str, ...], Experiment] = {}
     for study, variants in PART2.items():
         for variant, overrides in variants.items():

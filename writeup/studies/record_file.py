@@ -42,6 +42,8 @@ def _portable(run: Trained) -> dict:
     out["params"] = dict(sorted(run.params.items()))
     out["metrics"] = dict(sorted(run.metrics.items()))
     out["inputs"] = dict(sorted(run.inputs.items()))
+    if run.confusion is None:  # most runs: the file stays as it was before runs could keep one
+        del out["confusion"]
     return out
 
 

@@ -1,14 +1,24 @@
 """An experiment's MLflow records: its finished training runs, their curves and test figures.
 
 Runs of a DVC experiment carry its name (tag `dvc_exp_name`); the evaluate stage wrote each model's
-test figures onto its training run, so a training run holds everything a study table shows.
+test figures onto its training run, so a training run holds everything a study table shows. Where it
+also wrote the test set's confusion matrix (artifact CONFUSION_ARTIFACT), the record keeps it: macro F1
+gets a test-set interval from it (cifar10.reporting.intervals), which per-class counts alone cannot give.
 """
 from __future__ import annotations
 
+import json
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from cifar10.errors import PipelineError
+
 MODEL_STAGES = {"baseline": "train-baseline", "augmented": "train-augmented"}
+# On the training run, beside test_report.json: {"classes": [names], "matrix": [[counts]]}, rows the true
+# class, columns the predicted one, both in `classes` order.
+CONFUSION_ARTIFACT = "confusion_matrix.json"
 
 
 @dataclass
@@ -24,6 +34,7 @@ class Trained:
     curves: dict[str, list[float]]  # val_accuracy, val_loss, accuracy, loss, val_balanced_accuracy by epoch (1..n)
     # Dataset name -> MD5 (as dvc.lock records it): two runs that diverge trained on the same bytes or not.
     inputs: dict[str, str] = field(default_factory=dict)
+    confusion: dict | None = None  # the test set's confusion matrix, as CONFUSION_ARTIFACT holds it, if logged
 
     @property
     def seed(self) -> str:
@@ -107,5 +118,22 @@ def trained_models(client: Any, experiment_id: str, name: str) -> dict[str, Trai
                   for key in ("val_accuracy", "val_loss", "accuracy", "loss", "val_balanced_accuracy")}
         out[model] = Trained(name, model, run.info.run_id, dict(run.data.metrics), dict(run.data.params),
                              dict(run.data.tags), curves,
-                             {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs})
+                             {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs},
+                             confusion_of(client, run.info.run_id))
     return out
+
+
+def confusion_of(client: Any, run_id: str) -> dict | None:
+    """The run's CONFUSION_ARTIFACT, checked (square, one row per class, whole counts), or None if it has none."""
+    if CONFUSION_ARTIFACT not in {a.path for a in client.list_artifacts(run_id)}:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        data = json.loads(Path(client.download_artifacts(run_id, CONFUSION_ARTIFACT, tmp)).read_text())
+    try:
+        classes, matrix = [str(c) for c in data["classes"]], [[int(v) for v in row] for row in data["matrix"]]
+        if len(matrix) != len(classes) or any(len(row) != len(classes) for row in matrix):
+            raise ValueError(f"{len(classes)} classes, matrix rows of lengths {[len(r) for r in matrix]}")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PipelineError(f"run {run_id}: {CONFUSION_ARTIFACT} is not a confusion matrix ({exc}); expected "
+                            '{"classes": [names], "matrix": [[counts]]}, one row and column per class') from None
+    return {"classes": classes, "matrix": matrix}

@@ -4,12 +4,12 @@ accuracy of the weights it kept.
 
 Patience on a noisy validation curve decides that epoch, and a seed, a CPU or a setting can move it by
 ten epochs; when test accuracy rises with it, much of a model's spread (and of its gap to the study)
-goes with where its runs stopped rather than with the setting that moved them there.
+goes with where its runs stopped rather than with the setting that moved them there. The runs mix setups,
+CPU models and commits, so the page describes this and concludes nothing from it.
 """
 from __future__ import annotations
 
 import statistics
-from itertools import groupby
 from pathlib import Path
 
 from cifar10.reporting.reference import STUDY
@@ -42,39 +42,20 @@ def spearman(x: list[float], y: list[float]) -> float:
     return statistics.correlation(_ranks(x), _ranks(y))
 
 
-def _latest_stop(points: list[tuple[int, float]], study: float) -> str:
-    """The runs that trained longest against the study's figure: if where a run stops were the whole gap,
-    they would reach it."""
-    epoch = points[-1][0]
-    accs = [a for e, a in points if e == epoch]
-    reach = f"{min(accs):.3f} to {max(accs):.3f}" if len(accs) > 1 else f"{accs[0]:.3f}"
-    if max(accs) < study:
-        where = f"the study's {study:.2f} is {study - max(accs):.3f} above the best of them"
-    elif min(accs) > study:
-        where = f"all of them pass the study's {study:.2f}"
-    else:
-        where = f"the study's {study:.2f} is within their range"
-    return f"The latest stop (best epoch {epoch}, {len(accs)} run(s)) gives test accuracy {reach}: {where}."
-
-
 def stop_lines(setups: Setups) -> list[str]:
-    """Per model with three runs or more: test accuracy grouped by best epoch, and their rank correlation."""
+    """One line: per model with three runs or more over two best epochs or more, the rank correlation of best
+    epoch and test accuracy over every part-3 run; nothing otherwise."""
     found = []
     for model in MODELS:
         points = stops(setups, model)
-        if len(points) < 3 or len({epoch for epoch, _ in points}) < 2:
-            continue
-        rho = spearman([e for e, _ in points], [a for _, a in points])
-        groups = "; ".join(f"{epoch}: " + ", ".join(f"{a:.3f}" for _, a in group)
-                           for epoch, group in groupby(points, key=lambda p: p[0]))
-        found.append(f"  - {model}: {groups}. Spearman's rank correlation {rho:+.2f} over {len(points)} runs. "
-                     + _latest_stop(points, STUDY[model]["accuracy"]))
+        if len(points) >= 3 and len({epoch for epoch, _ in points}) >= 2:
+            rho = spearman([e for e, _ in points], [a for _, a in points])
+            found.append(f"{model} {rho:+.2f} over {len(points)} runs (best epochs {points[0][0]} to {points[-1][0]})")
     if not found:
         return []
-    return ["- **Where early stopping ends a run** (every part-3 run of any setup; best epoch: the test accuracy of "
-            "each run whose best epoch it was). The defaults, their rerun and no-restore share a seed's training up to "
-            "where it stops (a rerun on one CPU, or on two that agree, repeats it), so the runs are not independent: "
-            "the correlation describes them, it tests nothing.", *found]
+    return ["Where early stopping ends a run (figure above): Spearman's rank correlation of best epoch and test "
+            "accuracy over every part-3 run, " + "; ".join(found) + ". The runs span setups, CPU models and commits "
+            "and share trainings up to where they stop: a description, no verdict."]
 
 
 def stop_figure(setups: Setups, path: Path) -> None:
