@@ -1,5 +1,5 @@
 """The one rule behind every "A beats B" on STUDIES.md, on constructed records: better, worse, not
-distinguishable, and no verdict across a mix of CPU model, commit or training set; the intervals it measures
+distinguishable, and no verdict across a mix of CPU model, training code or training set; the intervals it measures
 with come from the test counts the records keep."""
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_better_worse_and_not_distinguishable_on_records():
 
 
 @pytest.mark.parametrize("other, named", [({"cpu": "Intel(R) Xeon(R) Processor (family 6 model 167; amx)"}, "CPU"),
-                                          ({"commit": "fedcba98"}, "commit"),
+                                          ({"commit": "fedcba98"}, "code"),
                                           ({"data": "bbbb0002"}, "training set")])
 def test_a_pair_that_mixes_cpu_commit_or_training_set_gets_no_verdict(other, named):
     a = {s: trained(f"a{s}", 0.80, seed=s, data="aaaa0001") for s in SEEDS}
@@ -113,3 +113,13 @@ def test_validation_balanced_accuracy_is_measured_on_the_validation_split_it_cam
     assert set(validation_support(augmented).values()) == {500}
     kept = Figure("val", lambda r: 0.7, validation_half_width)
     assert mean_with([run], kept) == f"0.700 ±{whole:.3f}"
+
+
+def test_runs_at_commits_that_left_the_training_code_alone_are_like_for_like():
+    """A commit that changed only pages or tests changes nothing a run compares; one that changed a file the
+    train stage imports does (git history: 0f8bf18 changed the train stage's dropout layer)."""
+    from writeup.studies.code_version import same_training_code, train_code
+
+    assert same_training_code("8db0f9c", "cb0b850")  # the runner and the README, not the train stage
+    assert not same_training_code("0f8bf18", "0f8bf18~1")
+    assert train_code("a + b") == "a + b" and train_code("not-a-commit") == "not-a-commit"

@@ -52,7 +52,7 @@ def setup_row(setups: Setups) -> list[Row]:
     like = sum(len(c.judged) for _, _, c in found)
     judged = [f"{s} ({m}): {c.verdict}" for s, m, c in found if c.verdict != NO_VERDICT]
     answer = ("; ".join(judged) if judged else
-              "Not judged: every pair with the defaults differs in CPU model, commit or training set as well")
+              "Not judged: every pair with the defaults differs in CPU model, training code or training set as well")
     return [("Does a setup of part 3 (early stopping, validation split) move test accuracy?", answer,
              f"like-for-like pairs with the defaults: {like} of {pairs}")]
 
@@ -70,7 +70,7 @@ def bf16_row(setups: Setups) -> list[Row]:
                       for m, c in found.items())
     yard = max((c.yardstick for c in found.values() if c.yardstick is not None), default=None)
     return [("Does training in bfloat16 change test accuracy (against a float32 partner of the same seed, CPU "
-             "model, commit and training set)?", answer,
+             "model, training code and training set)?", answer,
              f"bfloat16 minus float32, test accuracy: {rests}" + (f"; yardstick {yard:.3f}" if yard else ""))]
 
 

@@ -42,7 +42,7 @@ SETUPS: dict[str, tuple[str, ...]] = {
 }
 # Setups beside the candidates, not candidates themselves: bfloat16 on every seed, the defaults of one seed
 # again (what the CPU alone moves), and a float32 partner of each bfloat16 run, run in the same sitting: the
-# same seed, CPU model, commit and training set, so bfloat16 minus float32 is the precision's alone (and their
+# same seed, CPU model, training code and training set, so bfloat16 minus float32 is the precision's alone (and their
 # speed ratio pairs runs of one sitting: two sittings on one CPU can differ by a third).
 MIXED, RERUN, PARTNER = "mixed_bfloat16", "defaults, rerun", "float32 partner"
 SITTING_TAG = "studies_sitting"  # the runner process that ran an experiment: speed ratios pair within one

@@ -1,9 +1,9 @@
 """The one rule behind every "A beats B" on STUDIES.md: runs paired by seed, like for like, each difference
 set against the figure's 95% interval.
 
-A pair is two runs of one seed. Float results differ between CPU models, code changes between commits,
-and augment's output once differed between CPUs, so a pair whose runs differ in CPU model, commit or
-training set (where the comparison does not itself change the training set) mixes what it compares with
+A pair is two runs of one seed. Float results differ between CPU models, the training code changes
+between some commits (code_version.py says which), and augment's output once differed between CPUs, so a
+pair whose runs differ in CPU model, training code or training set (where the comparison does not itself change the training set) mixes what it compares with
 something else: it is shown, named, and left out of the verdict.
 """
 from __future__ import annotations
@@ -12,12 +12,14 @@ import re
 import statistics
 from dataclasses import dataclass
 
+from writeup.studies.code_version import same_training_code
 from writeup.studies.records import Trained
 from writeup.studies.uncertainty import Figure
 
 BETTER, WORSE, UNDECIDED, NO_VERDICT = "better", "worse", "not distinguishable", "no verdict"
-RULE = ("Every comparison pairs runs of one seed, A minus B. A pair whose runs differ in CPU model, commit or "
-        "training set (beyond what the comparison itself changes) is named and left out. Over the pairs left: "
+RULE = ("Every comparison pairs runs of one seed, A minus B. A pair whose runs differ in CPU model, training code "
+        "(the files the train stage imports, at each run's commit) or training set (beyond what the comparison "
+        "itself changes) is named and left out. Over the pairs left: "
         "**better** when every difference is above zero and their mean above the yardstick, **worse** when every "
         "difference is below zero and their mean below minus the yardstick, else **not distinguishable**; with no "
         "pair left, or no interval for the figure, **no verdict**. The yardstick is the largest half-width of the "
@@ -52,8 +54,8 @@ def differences(a: Trained, b: Trained, same_data: bool = True) -> list[str]:
     out = []
     if a.cpu != b.cpu:
         out.append(f"CPU {cpu_kind(a)} / {cpu_kind(b)}")
-    if a.commit != b.commit:
-        out.append(f"commit {a.commit[:7]} / {b.commit[:7]}")
+    if not same_training_code(a.commit, b.commit):
+        out.append(f"code {a.commit[:7]} / {b.commit[:7]}")
     if same_data and "–" not in (a.training_data, b.training_data) and a.training_data != b.training_data:
         out.append(f"training set {a.training_data} / {b.training_data}")
     return out
@@ -84,7 +86,7 @@ class Comparison:
 
     def why(self, detail: bool = False) -> str:
         """Why there is no verdict, or which pairs were left out: "" when every pair was judged. `detail`: name
-        what differs (`commit 1e5d3c1 / 8e67e93`), not only its kind (`commit`)."""
+        what differs (`code 1e5d3c1 / 8e67e93`), not only its kind (`code`)."""
         if not self.diffs:
             return "no pair"
         left = [s for s in self.diffs if s in self.mixed]
@@ -119,9 +121,9 @@ class Comparison:
 
 
 def _kinds(mixed: dict[int, list[str]]) -> str:
-    """The kinds of difference behind left-out pairs: `commit`, `CPU, commit, training set`."""
+    """The kinds of difference behind left-out pairs: `code`, `CPU, code, training set`."""
     kinds = sorted({what.split()[0] for found in mixed.values() for what in found},
-                   key=["CPU", "commit", "training"].index)
+                   key=["CPU", "code", "training"].index)
     return ", ".join({"training": "training set"}.get(k, k) for k in kinds)
 
 
