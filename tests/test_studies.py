@@ -45,9 +45,12 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
     assert planned["f32-seed44"].overrides == planned["part3-defaults-seed44"].overrides
     assert [planned[name].part for name in order[11:20]] == ["part2"] * 9  # then part 2, then the other setups
     assert order[20:23] == [f"part3-{k}-seed42" for k in ("val-balanced", "val-originals", "val-accuracy")]
-    # Beyond the study, last: every remedy on one protocol, in the precision the machine picks, seed by seed.
+    # Beyond the study: every remedy on one protocol, in the precision the machine picks, seed by seed; then
+    # the capacity part (tests/test_capacity.py), last.
     remedies = [e for e in planned.values() if e.part == "remedies"]
-    assert len(remedies) >= 7 * 3 and order[-len(remedies):] == [e.name for e in remedies]
+    capacity = [e.name for e in planned.values() if e.part == "capacity"]
+    assert order[-len(capacity):] == capacity
+    assert len(remedies) >= 7 * 3 and order[-len(remedies) - len(capacity):-len(capacity)] == [e.name for e in remedies]
     assert {e.labels["seed"] for e in remedies[:len(remedies) // 3]} == {42}
     assert all(set(REMEDY_PROTOCOL) <= set(e.overrides) and not any("precision" in o for o in e.overrides)
                for e in remedies)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from writeup.studies.capacity import capacity_section
+from writeup.studies.capacity_plan import resolve
 from writeup.studies.gap import gap_lines
 from writeup.studies.glance import glance_lines
 from writeup.studies.part2 import part2_section
@@ -61,7 +63,7 @@ def part3_section(records: dict[str, dict[str, Trained]], figures: Path) -> list
 
 def studies_markdown(records: dict[str, dict[str, Trained]], command: str, figures: Path = FIGURES) -> str:
     """The whole page. `records`: experiment name -> model -> its finished, evaluated training run."""
-    planned = experiments()
+    planned = [resolve(e, records) for e in experiments()]  # a chosen combination may train the other model
     todo = [e.name for e in planned if not set(e.models) <= set(records.get(e.name, {}))]
     out = ["# The study's experiments on the real data", "",
            f"Written by `{command}` from the MLflow records of the experiments alone, as STUDIES.json keeps them "
@@ -70,4 +72,4 @@ def studies_markdown(records: dict[str, dict[str, Trained]], command: str, figur
     if todo:
         out += ["**Still to run** (`python -m scripts.studies run` resumes): " + ", ".join(f"`{t}`" for t in todo), ""]
     return "\n".join(out + part2_section(records, figures) + part3_section(records, figures)
-                     + remedies_section(records, figures))
+                     + remedies_section(records, figures) + capacity_section(records))
