@@ -1,6 +1,6 @@
 """The study's experiments on the real data: run (or resume) them, then write STUDIES.md from MLflow.
 
-    python -m scripts.studies run [--only part2|part3|bf16|rerun|remedies] [--name EXPERIMENT ...] [-S key=value ...] [--dry-run]
+    python -m scripts.studies run [--only part2|part3|bf16|rerun|remedies|capacity] [--name EXPERIMENT ...] [-S key=value ...] [--dry-run]
     python -m scripts.studies report [--output STUDIES.md]
 
 `run` runs the planned DVC experiments (writeup.studies.plan) one at a time, each in a temporary copy
@@ -13,8 +13,11 @@ kept for it, instead of training the same model again. A run whose figure pairs 
 only within one sitting (the float32 partner of a bfloat16 run: a speed ratio) brings that experiment back
 to run again before it, both from their first epoch. Each finished experiment's records go into
 STUDIES.json, which travels with the repository: an experiment it holds is not run again, also on a
-machine whose MLflow store never saw it. `report` writes STUDIES.md and figures/studies/*.png from
-those records and the store's. Run it in a project whose download source is set (the real data).
+machine whose MLflow store never saw it. An experiment whose overrides wait for a choice made from
+other experiments' records (the capacity part's confirmation, under its screen's winner) gets them
+from STUDIES.json when the runner reaches it; until the records allow the choice it waits: the runner
+says for what and goes on. `report` writes STUDIES.md and figures/studies/*.png from those records
+and the store's. Run it in a project whose download source is set (the real data).
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from cifar10.tracking.store import tracking_uri
 from cifar10.training.backup_folders import (KEEP_FINISHED_ENV, SHARED_TRAINING_ENV, delete_backup,
                                             experiment_backups)
 from writeup.studies import record_file
+from writeup.studies.capacity_plan import resolve
 from writeup.studies.plan import SITTING_TAG, Experiment, experiments
 
 
@@ -106,10 +110,12 @@ def sitting_mates(planned: list[Experiment], unfinished: set[str]) -> dict[str, 
 
 
 def _record(client, experiment_id: str | None, names) -> None:
-    """Copy the store's records of these experiments into STUDIES.json."""
+    """Copy the store's records of these experiments into STUDIES.json (a screen's unscored training runs too)."""
     from writeup.studies.records import trained_models
 
-    live = {name: trained_models(client, experiment_id, name) for name in names} if experiment_id else {}
+    scored = {e.name: e.scored for e in experiments()}
+    live = ({name: trained_models(client, experiment_id, name, scored.get(name, True)) for name in names}
+            if experiment_id else {})
     record_file.save(record_file.merged(record_file.load(), live))
 
 
@@ -119,14 +125,15 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
     stoppable()
     recorded = record_file.load()  # a broken file stops the runner before anything runs
     client, experiment_id = _store()
-    planned = [e for e in experiments() if only in (None, e.part) and (not names or e.name in names)]
+    # An experiment whose overrides wait for a choice (the capacity screen's winner) gets them from the records.
+    planned = [resolve(e, recorded) for e in experiments() if only in (None, e.part) and (not names or e.name in names)]
     sitting = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"  # this runner process: speed ratios pair within it
     done = {e.name for e in planned if experiment_id and finished(client, experiment_id, e.name, e.target)}
     elsewhere = {e.name for e in planned if e.name not in done and set(e.models) <= set(recorded.get(e.name, {}))}
     unfinished = {e.name for e in planned} - done - elsewhere
     mates = sitting_mates(planned, unfinished)
     if mates:
-        planned = [e for e in experiments() if e in planned or e.name in mates]
+        planned = [resolve(e, recorded) for e in experiments() if e.name in {p.name for p in planned} | set(mates)]
         done, elsewhere, unfinished = done - set(mates), elsewhere - set(mates), unfinished | set(mates)
     if experiment_id and not dry_run:  # nothing of these runs now: what a killed process left RUNNING is over
         stale = sum(close_stale_runs(client, experiment_id, e.name) for e in planned)
@@ -147,6 +154,10 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
             cpus = sorted({r.cpu for r in recorded[exp.name].values()})
             print(f"[{i}/{len(planned)}] {exp.name}: recorded in {record_file.RECORD_FILE} (run on {', '.join(cpus)}), "
                   "skipped", flush=True)
+            continue
+        exp = resolve(exp, record_file.load())  # an earlier experiment of this sitting may have made its choice
+        if exp.waits_for:
+            print(f"[{i}/{len(planned)}] {exp.name}: waits for {exp.waits_for}", flush=True)
             continue
         cmd = exp.command(tuple(extra))
         why = f" (adopts the training of {exp.training_of})" if exp.training_of else ""
@@ -170,8 +181,10 @@ def run(only: str | None, names: list[str], extra: list[str], dry_run: bool) -> 
         client, experiment_id = _store()
         unfinished.discard(exp.name)
         _wrap_up(client, experiment_id, exp.name)
-        release_backups(planned, unfinished)
         _record(client, experiment_id, [exp.name])
+        # Its records may make a choice a later experiment waits for, and name the training it adopts.
+        planned[:] = [resolve(e, record_file.load()) for e in planned]
+        release_backups(planned, unfinished)
         print(f"[{i}/{len(planned)}] {exp.name}: done in {(time.perf_counter() - started) / 60:.1f} min", flush=True)
     return 0
 

@@ -140,7 +140,7 @@ def test_oversampling_adds_exact_copies_of_originals_of_the_class(imbalanced):
     ("train", "mix", {"kind": "mixup", "alpha": 0}, "greater than 0"),
     ("train", "mix", {"kind": "blend"}, "'none', 'mixup' or 'cutmix'"),
     ("train", "logit_adjustment", "test", "'none' or 'validation'"),
-    ("train", "optimizer", {"schedule": "step"}, "'constant' or 'cosine'"),
+    ("train", "optimizer", {"schedule": "step"}, "'constant', 'cosine', 'warmup_cosine' or 'one_cycle'"),
     ("augment", "policy", "smote", "'seed', 'randaugment' or 'oversample'"),
 ])
 def test_a_bad_remedy_value_is_one_line_naming_the_key(section, key, value, allowed):

@@ -64,7 +64,7 @@ def test_every_key_in_params_yaml_has_a_comment():
         ({"augment": {"target": 0}}, r"augment\.target: Input should be 'max' or Input should be greater than or equal to 1 \(got 0\)"),
         ({"download": {"checksum": "md5:1234"}}, r"download\.checksum: 'md5:1234' is not a checksum"),
         ({"tracking": {"experiment": ""}}, r"tracking\.experiment: .*at least 1 character"),
-        ({"train": {"optimizer": {"name": "adamw"}}}, r"train\.optimizer\.name: Input should be 'adam', 'sgd', 'rmsprop' or 'adadelta'"),
+        ({"train": {"optimizer": {"name": "lamb"}}}, r"train\.optimizer\.name: Input should be 'adam', 'adamw', 'sgd', 'rmsprop' or 'adadelta'"),
         # the training sets are named by their folders under data/ (no longer full for data/raw)
         ({"transfer": {"train_set": "full"}},
          r"^params\.yaml: transfer\.train_set: Input should be 'raw', 'imbalanced' or 'augmented' \(got 'full'\)$"),

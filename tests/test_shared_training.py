@@ -44,7 +44,8 @@ def test_a_backup_is_adopted_only_from_the_named_experiment_and_only_for_the_sam
 
 def test_only_logit_adjustment_adopts_a_training_and_it_is_none_of_its_own_seed():
     adopting = {e.name: e.training_of for e in experiments() if e.training_of}
-    assert adopting == {f"remedy-logit-adjustment-seed{s}": f"remedy-none-seed{s}" for s in (42, 43, 44)}
+    assert adopting == {f"{part}-logit-adjustment-seed{s}": f"{part}-none-seed{s}" for s in (42, 43, 44)
+                        for part in ("remedy", "capacity")}
     order = [e.name for e in experiments()]
     assert all(order.index(source) < order.index(name) for name, source in adopting.items())
 

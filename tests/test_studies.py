@@ -41,7 +41,7 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
     assert order[7] == "rerun-defaults-seed42" and planned[order[7]].target == "compare"
     assert planned[order[7]].overrides == planned["part3-defaults-seed42"].overrides
     # bfloat16's other seeds and a float32 partner of each bfloat16 run, each in its mate's sitting: pairs that
-    # differ in the precision alone (seed, CPU model, commit and training set alike)
+    # differ in the precision alone (seed, CPU model, training code and training set alike)
     assert order[8:13] == ["bf16-seed43", "bf16-seed44", "f32-seed44", "f32-seed42", "f32-seed43"]
     for s in (42, 43, 44):
         assert planned[f"f32-seed{s}"].overrides == planned[f"part3-defaults-seed{s}"].overrides
@@ -49,9 +49,12 @@ def test_plan_covers_every_study_once_on_the_balanced_set():
         assert planned[f"f32-seed{s}"].labels == {"setup": "float32 partner", "seed": s}
     assert [planned[name].part for name in order[13:22]] == ["part2"] * 9  # then part 2, then the other setups
     assert order[22:25] == [f"part3-{k}-seed42" for k in ("val-balanced", "val-originals", "val-accuracy")]
-    # Beyond the study, last: every remedy on one protocol, in the precision the machine picks, seed by seed.
+    # Beyond the study: every remedy on one protocol, in the precision the machine picks, seed by seed; then
+    # the capacity part (tests/test_capacity.py), last.
     remedies = [e for e in planned.values() if e.part == "remedies"]
-    assert len(remedies) >= 7 * 3 and order[-len(remedies):] == [e.name for e in remedies]
+    capacity = [e.name for e in planned.values() if e.part == "capacity"]
+    assert order[-len(capacity):] == capacity
+    assert len(remedies) >= 7 * 3 and order[-len(remedies) - len(capacity):-len(capacity)] == [e.name for e in remedies]
     assert {e.labels["seed"] for e in remedies[:len(remedies) // 3]} == {42}
     assert all(set(REMEDY_PROTOCOL) <= set(e.overrides) and not any("precision" in o for o in e.overrides)
                for e in remedies)

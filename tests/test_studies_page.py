@@ -43,7 +43,7 @@ def test_page_is_computed_from_the_records(tmp_path, monkeypatch):
     page = studies_markdown(records, "test", tmp_path / "figures")
 
     # Part 3's experiments train both CNNs: with only their baseline recorded they have not finished.
-    assert "7 of 58 planned experiments have finished" in page
+    assert "7 of 87 planned experiments have finished" in page
     assert page.index("## Answers") < page.index("How to read it") < page.index("## Part 2")
     # Part 2: one seed a variant; each step a pair, judged where like for like.
     activation = _section(page, "### activation", "###")

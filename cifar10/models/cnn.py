@@ -24,12 +24,14 @@ def build_cnn(cfg: ModelParams, n_classes: int = 10, fused_batch_norm: bool = Fa
     faster to train on a CPU; cifar10.models.fused_bn), for training; save `to_stock(model)`.
     `bits_dropout` draws dropout masks from 16-bit integers (cifar10.models.bits_dropout): the rate
     exact to 1/65536 in bfloat16 too, at half the draw's cost; also for training, saved as stock.
-    `online`: random flip / translation layers after the scaling, active in training only (Keras'
-    preprocessing layers pass images through unchanged at inference); they have no weights, so the
-    parameter count stays the study's.
+    `online`: random flip, pad-and-crop, translation and cutout layers after the scaling, in that order,
+    active in training only (they pass images through unchanged at inference; cifar10.models.online);
+    they have no weights, so the parameter count stays the study's.
     """
     import keras
     from keras import layers
+
+    from cifar10.models.online import Cutout, PadCrop
 
     if fused_batch_norm:
         from cifar10.models.fused_bn import FusedBatchNormalization as BatchNorm
@@ -48,9 +50,13 @@ def build_cnn(cfg: ModelParams, n_classes: int = 10, fused_batch_norm: bool = Fa
     # float32 whatever the policy: the image resampling has no bfloat16 kernel, and it is cheap.
     if online is not None and online.flip:
         x = layers.RandomFlip("horizontal", dtype="float32", name="online_flip")(x)
+    if online is not None and online.crop:
+        x = PadCrop(online.crop, dtype="float32", name="online_crop")(x)
     if online is not None and online.translate:
         x = layers.RandomTranslation(online.translate, online.translate, fill_mode="reflect", dtype="float32",
                                      name="online_translate")(x)
+    if online is not None and online.cutout:
+        x = Cutout(online.cutout, dtype="float32", name="online_cutout")(x)
     for block, (filters, rate) in enumerate(zip(cfg.filters, cfg.conv_dropout), start=1):
         for conv in range(1, cfg.convs_per_block + 1):
             x = layers.Conv2D(filters, cfg.kernel_size, padding="same", name=f"block{block}_conv{conv}",

@@ -56,12 +56,16 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
 
 
 def to_stock(model: keras.Model) -> keras.Model:
-    """The same model with stock BatchNormalization (and Dropout) layers and the same weights: what is saved."""
+    """The same model with stock BatchNormalization (and Dropout) layers and the same weights, and an
+    Identity layer for each training-only augmentation of our own (what it does at inference): what is saved."""
     from cifar10.models.bits_dropout import BitsDropout
+    from cifar10.models.online import TrainingOnly
 
     stock_of = {FusedBatchNormalization: keras.layers.BatchNormalization, BitsDropout: keras.layers.Dropout}
 
     def clone(layer):
+        if isinstance(layer, TrainingOnly):
+            return keras.layers.Identity(name=layer.name, dtype=layer.dtype_policy.name)
         return stock_of.get(type(layer), layer.__class__).from_config(layer.get_config())
 
     # Cloned from an uncompiled view: clone_model would carry the training compile config (and its

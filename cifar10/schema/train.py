@@ -66,22 +66,48 @@ class ModelParams(Section):
         return rates
 
 
+WARMUP_SCHEDULES = ("warmup_cosine", "one_cycle")  # the schedules that start with a linear warm-up
+
+
 class OptimizerParams(Section):
-    name: Literal["adam", "sgd", "rmsprop", "adadelta"] = "adam"
+    """The optimizer and its learning rate over training (cifar10.training.optimizer builds both)."""
+
+    name: Literal["adam", "adamw", "sgd", "rmsprop", "adadelta"] = "adam"
     learning_rate: float = Field(0.001, gt=0, le=10)
     momentum: float = Field(0.9, ge=0, lt=1)
-    schedule: Literal["constant", "cosine"] = "constant"
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0, lt=1)
+    schedule: Literal["constant", "cosine", "warmup_cosine", "one_cycle"] = "constant"
+    warmup_fraction: float = Field(0.0, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _settings_of_another_optimizer_are_refused(self) -> "OptimizerParams":
+        # Silently ignored, each would leave a run that looks tuned and is not.
+        if self.nesterov and self.name != "sgd":
+            raise ValueError(f"nesterov: true needs name: sgd, not {self.name}")
+        if self.weight_decay and self.name != "adamw":
+            raise ValueError(f"weight_decay {self.weight_decay} needs name: adamw, not {self.name} "
+                             "(sgd decays through train.model.l2)")
+        if self.warmup_fraction and self.schedule not in WARMUP_SCHEDULES:
+            raise ValueError(f"warmup_fraction {self.warmup_fraction} needs schedule: "
+                             f"{' or '.join(WARMUP_SCHEDULES)}, not {self.schedule}")
+        return self
 
 
 # Remedies for the class imbalance (all off by default: the defaults are the study's setup).
 class LossParams(Section):
     name: Literal["cross_entropy", "focal"] = "cross_entropy"
     focal_gamma: float = Field(2.0, ge=0, le=10)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
 
 
 class OnlineAugmentationParams(Section):
+    """Random transforms of the training batches, as layers of the model (cifar10.models.online)."""
+
     flip: bool = False
     translate: float = Field(0.0, ge=0, lt=0.5)
+    crop: int = Field(0, ge=0, le=16)
+    cutout: int = Field(0, ge=0, le=IMAGE_SIDE)
 
 
 class MixParams(Section):

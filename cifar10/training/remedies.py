@@ -14,14 +14,15 @@ from cifar10.schema.train import TrainParams
 
 
 def loss(cfg: TrainParams, train_labels: np.ndarray, n_classes: int):
-    """Keras' sparse cross-entropy for the study's setup, else the remedies' loss."""
+    """Keras' sparse cross-entropy for the study's setup, else the remedies' loss (label smoothing too)."""
     from cifar10.training.losses import ImbalanceLoss, inverse_frequency
 
     gamma = cfg.loss.focal_gamma if cfg.loss.name == "focal" else 0.0
     weights = inverse_frequency(train_labels, n_classes) if cfg.class_weight == "inverse_frequency" else None
-    if not gamma and weights is None and cfg.mix.kind == "none":
+    smoothing = cfg.loss.label_smoothing
+    if not gamma and weights is None and cfg.mix.kind == "none" and not smoothing:
         return "sparse_categorical_crossentropy"
-    return ImbalanceLoss(n_classes, gamma, weights)
+    return ImbalanceLoss(n_classes, gamma, weights, smoothing)
 
 
 def mix(cfg: TrainParams, n_classes: int) -> tuple[str, float, int] | None:

@@ -57,16 +57,13 @@ def fit_phase(model, cfg: TransferParams, cluster: Cluster, x, y, val, epochs: t
               rate: float, history: EpochHistory, callbacks: list = ()) -> None:
     """Compile `model` (Adam at `rate`, cosine-decayed over the phase if asked) and fit it for the
     epochs [first, last) on `x` (a float16 feature-map cache is cast batch by batch)."""
-    import keras
-
     from cifar10.training.half_batches import HalfBatches
+    from cifar10.training.optimizer import phase_optimizer
 
     first, last = epochs
-    if cfg.schedule == "cosine":
-        rate = keras.optimizers.schedules.CosineDecay(rate, decay_steps=max(-(-len(y) // batch) * (last - first), 1))
     with cluster.scope():  # the optimizer's slots live under the model's strategy
-        model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(optimizer=phase_optimizer(rate, cfg.schedule, -(-len(y) // batch) * (last - first)),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     callbacks = [history, *callbacks, _best_weights(cfg.restore_best)]
     if x.dtype == np.float16:  # a feature-map cache: cast batch by batch, not whole (half_batches.py)
         model.fit(HalfBatches(x, y, batch, shuffle=True), validation_data=HalfBatches(*val, batch_size=batch),

@@ -3,7 +3,11 @@ seeds, and the setup questions the study leaves open), as DVC experiments of thi
 
 Each experiment is a name, the `-S` overrides of the defaults and the stage it reproduces (DVC builds
 what that stage needs). Part 2 trains the baseline CNN on the full balanced set, as the study did
-(`imbalance.keep_fraction=1`), and scores it; part 3 trains and scores both CNNs.
+(`imbalance.keep_fraction=1`), and scores it; part 3 trains and scores both CNNs. Beyond the study,
+the remedies for its imbalance, then `capacity` (writeup.studies.capacity_plan): a screen of training
+recipes for the same CNN, training stages only, then the imbalance models again under the recipe it
+chooses; its docstring has the arithmetic that keeps each run within 60 minutes on a CPU with
+bfloat16 units.
 """
 from __future__ import annotations
 
@@ -87,7 +91,7 @@ REMEDIES: dict[str, tuple[str, tuple[str, ...]]] = {
 @dataclass(frozen=True)
 class Experiment:
     name: str
-    part: str  # part2 | part3 | bf16 | rerun | remedies
+    part: str  # part2 | part3 | bf16 | rerun | remedies | capacity
     overrides: tuple[str, ...]
     target: str  # the stage DVC reproduces
     labels: dict = field(default_factory=dict, hash=False)  # study/variant or setup/seed, for the report
@@ -97,17 +101,29 @@ class Experiment:
     # An earlier experiment this one's figure pairs with only when both ran in one sitting (a speed ratio):
     # while this one is still to run, that one runs again before it, in the same sitting.
     same_sitting_as: str = ""
+    # A choice its overrides still need, made from other experiments' records (the capacity screen's
+    # winner): the runner fills them in (capacity_plan.resolve) and runs nothing while this is set.
+    waits_for: str = ""
 
     @property
     def models(self) -> tuple[str, ...]:
-        """The CNNs the experiment trains and scores."""
-        return ("baseline", "augmented") if self.target == "compare" else (self.target.split("@")[1],)
+        """The CNNs the experiment trains (and scores, unless its target is a training stage)."""
+        if self.target == "compare":
+            return ("baseline", "augmented")
+        return (self.target.removeprefix("train-"),) if not self.scored else (self.target.split("@")[1],)
+
+    @property
+    def scored(self) -> bool:
+        """Whether it scores its models on the test set (a screen reproduces a training stage only)."""
+        return not self.target.startswith("train-")
 
     def tags(self) -> dict[str, str]:
         """MLflow tags for every run of the experiment: the UI filters a study's runs with
         `tags.studies LIKE '%activation%'` (the reference run belongs to all five part-2 studies)."""
         if self.part != "part2":
-            return {"studies": f"{self.part}: {self.labels.get('setup')}", "study_seed": str(self.labels.get("seed"))}
+            recipe = {"capacity_recipe": self.labels["recipe"]} if "recipe" in self.labels else {}
+            return {"studies": f"{self.part}: {self.labels.get('setup')}", "study_seed": str(self.labels.get("seed")),
+                    **recipe}
         pairs = [(self.labels["study"], self.labels["variant"]), *self.labels.get("also", [])]
         return {"studies": "; ".join(f"{s}={v}" for s, v in pairs)}
 
@@ -129,7 +145,8 @@ def experiments() -> list[Experiment]:
     defaults run to pair with), the bfloat16 parity run after `no-restore` (the setups the study's
     text asks about), the defaults of seed 42 once more (the CPU's share of a difference), bfloat16's other
     seeds and each seed's float32 partner after its bfloat16 run, then part 2, then the other candidate setups
-    seed by seed (questions of our own, so last)."""
+    seed by seed (questions of our own, so last), the remedies and the capacity part."""
+    from writeup.studies.capacity_plan import capacity_experiments  # it builds on this module
     def part3(setup: str, s: int) -> Experiment:
         return Experiment(f"part3-{setup}-seed{s}", "part3", (*PART3_COMMON, FLOAT32, f"base.seed={s}", *SETUPS[setup]),
                           SETUP_TARGETS.get(setup, ("compare",))[0], {"setup": setup, "seed": s})
@@ -164,7 +181,8 @@ def experiments() -> list[Experiment]:
     # Seed by seed: every candidate gets its first paired comparison before any gets its third.
     candidates = [setup for setup in SETUPS if setup not in ("defaults", "no-restore")]
     out += [part3(setup, s) for s in SEEDS for setup in candidates]
-    return out + [remedy(name, s) for s in SEEDS for name in REMEDIES]  # each remedy's first seed first
+    out += [remedy(name, s) for s in SEEDS for name in REMEDIES]  # each remedy's first seed first
+    return out + capacity_experiments()
 
 
 def _training(name: str) -> tuple[str, tuple[str, ...]]:

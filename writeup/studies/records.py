@@ -104,14 +104,15 @@ def retire_superseded(client: Any, experiment_id: str, name: str) -> int:
     return retired
 
 
-def trained_models(client: Any, experiment_id: str, name: str) -> dict[str, Trained]:
-    """model -> its latest finished training run in experiment `name` that has test figures."""
+def trained_models(client: Any, experiment_id: str, name: str, scored: bool = True) -> dict[str, Trained]:
+    """model -> its latest finished training run in experiment `name` that has test figures (`scored`), or
+    any (an experiment that reproduces training stages only)."""
     out = {}
     for model, stage in MODEL_STAGES.items():
         runs = client.search_runs([experiment_id], f"tags.dvc_exp_name = '{name}' and tags.stage = '{stage}' "
                                                     "and attributes.status = 'FINISHED'",
                                   order_by=["attributes.start_time DESC"])
-        run = next((r for r in runs if "test_accuracy" in r.data.metrics), None)
+        run = next((r for r in runs if not scored or "test_accuracy" in r.data.metrics), None)
         if run is None:
             continue
         curves = {key: [m.value for m in sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)]

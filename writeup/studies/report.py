@@ -12,6 +12,8 @@ from pathlib import Path
 
 from cifar10.reporting.intervals import METHOD
 from writeup.studies.answers import answer_lines
+from writeup.studies.capacity import capacity_section
+from writeup.studies.capacity_plan import resolve
 from writeup.studies.gap import gap_lines
 from writeup.studies.part2 import part2_section
 from writeup.studies.part3 import band_figure, setups_of
@@ -93,7 +95,7 @@ def _names(names: list[str]) -> str:
 
 def studies_markdown(records: dict[str, dict[str, Trained]], command: str, figures: Path = FIGURES) -> str:
     """The whole page. `records`: experiment name -> model -> its finished, evaluated training run."""
-    planned = experiments()
+    planned = [resolve(e, records) for e in experiments()]  # a chosen combination may train the other model
     todo = [e.name for e in planned if not set(e.models) <= set(records.get(e.name, {}))]
     out = ["# The study's experiments on the real data", "",
            f"Written by `{command}` from the MLflow records of the experiments alone, as STUDIES.json keeps them. "
@@ -102,4 +104,4 @@ def studies_markdown(records: dict[str, dict[str, Trained]], command: str, figur
     answers = answer_lines(records)
     out += answers + (how_to_read(records) if answers else [])
     return "\n".join(out + part2_section(records, figures) + part3_section(records, figures)
-                     + remedies_section(records, figures))
+                     + remedies_section(records, figures) + capacity_section(records))
