@@ -52,9 +52,9 @@ plots: install
 	dvc plots $(PLOTS_ARGS)
 
 # The workspace and every DVC experiment: name, the params that differ, the headline metrics, at most
-# EXPS_WIDTH characters a line (0: the whole width, paged). EXPS_ARGS go to `dvc exp show`, e.g.
-# EXPS_ARGS="--keep 'train\.epochs'" adds a column.
-EXPS_WIDTH ?= 200
+# EXPS_WIDTH characters a line (0: the whole width, paged; the 16 headline columns and one param take
+# 215). EXPS_ARGS go to `dvc exp show`, e.g. EXPS_ARGS="--keep 'train\.epochs'" adds a column.
+EXPS_WIDTH ?= 220
 EXPS_ARGS ?=
 exps: install
 	python -m scripts.exps --width $(EXPS_WIDTH) $(EXPS_ARGS)

@@ -108,12 +108,13 @@ def transfer_stage(counts: tuple[int, int, int], params: Params, speeds: Speeds,
 
 def evaluate_stage(model: str, n_test: int, params: Params, speeds: Speeds, startup: float) -> StageTime:
     rates = speeds.rates
-    if model != "transfer":
+    if model not in ("frozen", "transfer"):
         return StageTime(f"evaluate@{model}", f"{n_test:,} test images",
                          startup + rates["cnn_predict"].setup_seconds + _at(n_test, rates["cnn_predict"]))
     images = n_test * (2 if params.transfer.flip_test else 1)  # the saved model averages the mirror images
+    # Either model runs the whole backbone: the part below the cut (as the frozen pass), the blocks above it.
     parts = [rates["frozen"]] + ([rates["features"]] if params.transfer.fine_tune_blocks else [])
-    return StageTime("evaluate@transfer", f"{images:,} images through the whole transfer model",
+    return StageTime(f"evaluate@{model}", f"{images:,} images through the whole {model} model",
                      startup + sum(r.setup_seconds + _at(images, r) for r in parts))
 
 

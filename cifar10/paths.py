@@ -19,9 +19,12 @@ AUGMENTED_TRAIN = Path("data/augmented/train.npz")
 WEIGHTS_DIR = Path("data/weights")
 WEIGHTS_MANIFEST = WEIGHTS_DIR / "weights.json"
 
-MODELS = ("baseline", "augmented", "transfer")
+# frozen is the transfer stage's model as its head phase left it (backbone untouched), transfer the same
+# after fine-tuning its top blocks: one stage trains both.
+MODELS = ("baseline", "augmented", "frozen", "transfer")
 # The pipeline stage that trains each model.
-MODEL_STAGE = {"baseline": "train-baseline", "augmented": "train-augmented", "transfer": "transfer"}
+MODEL_STAGE = {"baseline": "train-baseline", "augmented": "train-augmented", "frozen": "transfer",
+               "transfer": "transfer"}
 # The training set each CNN variant reads.
 CNN_TRAIN_SET = {"baseline": IMBALANCED_TRAIN, "augmented": AUGMENTED_TRAIN}
 # The training sets by folder name, the values of transfer.train_set: dvc.yaml's transfer stage

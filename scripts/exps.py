@@ -4,7 +4,7 @@ Prints `dvc exp show` for the workspace and every experiment with three kinds of
 experiment's name, the params that differ between the rows that have results, and the headline
 metrics (metrics/summary.json, all of them, changed or not). DVC's own `--only-changed` also counts
 the params of rows without results, such as a commit without dvc.lock (this project commits none), so
-every key an experiment set would show. The table is at most --width characters wide (default 200;
+every key an experiment set would show. The table is at most --width characters wide (default 220;
 DVC folds the columns that do not fit into "…"; 0 pages the whole width as `dvc exp show` does).
 Other arguments go to `dvc exp show`, e.g. `--keep 'train\\.epochs'` to add a column, `-A` for the
 experiments of every commit.
@@ -57,7 +57,7 @@ def keep_pattern(names: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width", type=int, default=200, help="widest line (default 200; 0: no limit)")
+    parser.add_argument("--width", type=int, default=220, help="widest line (default 220; 0: no limit)")
     args, passed_on = parser.parse_known_args(argv)
     if args.width < 0:
         parser.error(f"--width: a number of characters, or 0 for no limit (got {args.width})")

@@ -2,7 +2,7 @@
 
     python -m scripts.predict IMAGE [IMAGE ...] [--model NAME|PATH|URI] [--top 3] [--json]
 
-NAME is baseline, augmented or transfer (models/NAME.keras), PATH a saved .keras model, URI a
+NAME is baseline, augmented, frozen or transfer (models/NAME.keras), PATH a saved .keras model, URI a
 registered model such as models:/cifar10-classifier@champion.
 
 Images of any size and mode are made 32x32 RGB exactly as the download stage makes image folders
@@ -23,7 +23,7 @@ from cifar10.classes import CIFAR10_CLASSES
 from cifar10.errors import PipelineError, cli_errors
 from cifar10.paths import MODEL_STAGE, missing, model_path
 
-DEFAULT_MODEL = "transfer"  # the study classified its example image with the transfer model
+DEFAULT_MODEL = "transfer"  # the study classified its example image with its transfer model (ours: fine-tuned)
 BATCH_SIZE = 256
 
 
@@ -44,7 +44,7 @@ def registered_model_file(uri: str) -> Path:
 
 
 def resolve_model(spec: str) -> Path:
-    """A model name (baseline, augmented, transfer), a path to a saved Keras model or a registered
+    """A model name (baseline, augmented, frozen, transfer), a path to a saved Keras model or a registered
     model URI (models:/...), as an existing path."""
     if spec.startswith("models:/"):
         return registered_model_file(spec)
@@ -93,8 +93,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or JPEG files, any size and mode")
     parser.add_argument(
         "--model", default=DEFAULT_MODEL,
-        help=f"baseline, augmented, transfer (models/<name>.keras), a .keras path or a registered model URI such as "
-             f"models:/cifar10-classifier@champion (default: {DEFAULT_MODEL})",
+        help=f"baseline, augmented, frozen, transfer (models/<name>.keras), a .keras path or a registered model URI "
+             f"such as models:/cifar10-classifier@champion (default: {DEFAULT_MODEL})",
     )
     parser.add_argument("--top", type=int, default=3, help=f"classes shown per image, 1..{len(CIFAR10_CLASSES)}")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")

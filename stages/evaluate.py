@@ -1,12 +1,14 @@
-"""Stage `evaluate` (one per model: evaluate@baseline, evaluate@augmented, evaluate@transfer): the only
-place the test set is scored.
+"""Stage `evaluate` (one per model: evaluate@baseline, evaluate@augmented, evaluate@frozen,
+evaluate@transfer): the only place the test set is scored.
 
 `python -m stages.evaluate --model NAME` scores models/NAME.keras on data/raw/test.npz and writes
-reports/per_class/NAME.json (every per-class figure) and plots/confusion/NAME.{csv,png}. It logs its
-own MLflow run, writes the same test figures onto the training run that saved exactly that model file
-(found by the file's SHA-256, under the names training runs always carried: test_accuracy,
-test_recall_cat, ...) and tags the model's registered version with them. A retrained model re-scores
-only itself; the `compare` stage puts the models side by side.
+reports/per_class/NAME.json (every per-class figure, the confusion matrix, and the 95% intervals of
+accuracy, macro F1 and each class's recall) and plots/confusion/NAME.{csv,png}. It logs its own MLflow
+run, writes the same test figures onto the training run that saved exactly that model file (found by
+the file's SHA-256, under the names training runs always carried: test_accuracy, test_recall_cat, ...;
+the frozen model's, which shares the transfer stage's run, as frozen_test_accuracy, ...) and tags the
+model's registered version with them. A retrained model re-scores only itself; the `compare` stage
+puts the models side by side.
 """
 from __future__ import annotations
 
@@ -47,9 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     quiet_tensorflow()
     from cifar10.models.saved import load_for_inference
     from cifar10.reporting.figures import confusion_figure
-    from cifar10.reporting.scoring import score_model
+    from cifar10.reporting.scoring import flat_metrics, interval_metrics, score_model
     from cifar10.tracking.datasets import dataset_input
-    from cifar10.tracking.links import model_digest, training_run_of
+    from cifar10.tracking.links import model_digest, run_prefix, training_run_of
     from cifar10.tracking.registry import tag_version, version_of
     from cifar10.tracking.runs import stage_run
 
@@ -65,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         except PipelineError as exc:
             raise PipelineError(f"{model_path(name)}: {exc}") from None
         trained = tracker.safe(f"training run of {name}", training_run_of, tracker.client, tracker.experiment_id,
-                               model_path(name))
+                               model_path(name), name)
 
         facts = {"model": name, "model_sha256": model_digest(model_path(name)),
                  "training_run": trained.info.run_id if trained else None,
@@ -86,15 +88,16 @@ def main(argv: list[str] | None = None) -> None:
         tracker.log_datasets([dataset_input(RAW_TEST, test, "evaluation")])
         if trained:
             tracker.set_tags({"evaluated.run_id": trained.info.run_id})
-            training = tracker.for_run(trained.info.run_id)
-            training.log_metrics(result["flat"])
-            training.log_dict(result["report"], "test_report.json")
-            training.log_figure(fig, "confusion_matrix.png")
+            training, prefix = tracker.for_run(trained.info.run_id), run_prefix(name)
+            training.log_metrics({**flat_metrics(result["report"], test.classes, f"{prefix}test"),
+                                  **interval_metrics(result["intervals"], f"{prefix}test")})
+            training.log_dict(result["report"], f"{prefix}test_report.json")
+            training.log_figure(fig, f"{prefix}confusion_matrix.png")
         else:
             tracker.not_logged.append(f"test metrics on the training run (no {MODEL_STAGE[name]} run in this store "
                                       f"saved {model_path(name)})")
         registry = params.tracking.registered_model
-        version = tracker.safe(f"version of {name}", version_of, tracker.client, registry, model_path(name))
+        version = tracker.safe(f"version of {name}", version_of, tracker.client, registry, model_path(name), name)
         if version:
             tag_version(tracker, registry, version, result["flat"])
     print(f"{stage}: accuracy {result['metrics']['accuracy']:.4f}, macro F1 {result['metrics']['macro']['f1']:.4f} "

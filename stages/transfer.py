@@ -1,10 +1,15 @@
 """Stage `transfer`: a frozen pretrained backbone, one pass over the training images, a dense head on the features.
 
-Writes models/transfer.keras (the whole chain: uint8 32x32 images in, 10 probabilities out) and its
-per-epoch curves plots/transfer/history.csv. The test set is scored by the evaluate stage.
+Writes two whole models (uint8 32x32 images in, 10 probabilities out): models/frozen.keras, the
+frozen backbone with the head as its head phase left it (the study's method), and models/transfer.keras,
+the same after fine-tuning the top `fine_tune_blocks` blocks. With `fine_tune_blocks: 0` they are one
+model and the two files hold the same bytes. Both are registered (variants frozen and transfer) from
+this stage's run, which names each file's digest; the per-epoch curves of both phases go to
+plots/transfer/history.csv. The test set is scored by the evaluate stage.
 """
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 
@@ -24,7 +29,8 @@ def main() -> None:
     if cfg.distribution == "multi_worker":  # every worker would log a run and write the model
         raise PipelineError("params.yaml: transfer.distribution: none or mirrored; multi_worker is "
                             "supported by the train stages only (got multi_worker)")
-    train_path, out_model, out_history = TRAIN_SETS[cfg.train_set], model_path("transfer"), history_csv("transfer")
+    train_path, out_history = TRAIN_SETS[cfg.train_set], history_csv("transfer")
+    out_model, out_frozen = model_path("transfer"), model_path("frozen")
     require(train_path)
     from cifar10.weights.manifest import read_manifest
 
@@ -36,7 +42,7 @@ def main() -> None:
     from cifar10.models.transfer import NAMES
     from cifar10.runtime import seed_everything
     from cifar10.tracking.datasets import dataset_input
-    from cifar10.tracking.links import MODEL_DIGEST_TAG, model_digest
+    from cifar10.tracking.links import digest_tag, model_digest
     from cifar10.tracking.registry import register
     from cifar10.tracking.runs import stage_run
     from cifar10.training.distribution import make_cluster
@@ -46,7 +52,8 @@ def main() -> None:
     cluster = make_cluster(cfg.distribution)
     transfer_learning = weights is not None
     (frozen, why), (tuning, why_tuning) = resolve(cfg.precision, "frozen"), resolve(cfg.precision, "fine_tune")
-    with no_partial_outputs(out_model, out_history), stage_run("transfer", params, ["base", "transfer"]) as tracker:
+    outputs = (out_model, out_frozen, out_history)
+    with no_partial_outputs(*outputs), stage_run("transfer", params, ["base", "transfer"]) as tracker:
         if not transfer_learning:
             print(f"weights: none — random {NAMES[cfg.backbone]}, this is NOT transfer learning", file=sys.stderr)
         print(f"transfer: precision {frozen} for the frozen pass and the saved model's predictions ({why}), "
@@ -61,22 +68,28 @@ def main() -> None:
 
         with atomic_output(out_model) as tmp:
             result.model.save(tmp)
+        with atomic_output(out_frozen) as tmp:
+            if result.frozen is result.model:  # nothing fine-tuned: one model, one set of bytes
+                shutil.copyfile(out_model, tmp)
+            else:
+                result.frozen.save(tmp)
 
         tracker.set_tags({
             "backbone": NAMES[cfg.backbone], "weights_source": manifest["source"], "weights_kind": manifest["kind"],
             "weights_checksum": manifest["checksum"] or "none", "transfer_learning": str(transfer_learning).lower(),
             "train_set": cfg.train_set, "fine_tuned": str(cfg.fine_tune_blocks > 0).lower(),
-            MODEL_DIGEST_TAG: model_digest(out_model),
+            digest_tag("transfer"): model_digest(out_model), digest_tag("frozen"): model_digest(out_frozen),
         })
         tracker.log_metrics({**result.timings, **result.sizes, **result.validation,
                              "wall_seconds": time.perf_counter() - wall})
         tracker.log_dict(manifest, "weights.json")
         tracker.log_artifact(out_history)
         tracker.log_datasets([dataset_input(train_path, train, "training")])
+        register(tracker, result.frozen, out_frozen, params.tracking.registered_model, "frozen", train.x)
         register(tracker, result.model, out_model, params.tracking.registered_model, "transfer", train.x)
     shown = ", ".join(f"{k} {v:.4f}" for k, v in result.validation.items())
     print(f"transfer: {NAMES[cfg.backbone]} pass {result.timings['embed_images_per_second']:.1f} images/s, {shown}, "
-          f"wall {time.perf_counter() - wall:.1f}s -> {out_model}", file=sys.stderr)
+          f"wall {time.perf_counter() - wall:.1f}s -> {out_frozen}, {out_model}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ def test_each_stage_is_its_images_times_epochs_over_the_measured_rates():
     assert times["transfer"].seconds == pytest.approx((55_000 + 20 * 45_000 + 60_000 + 2 * 50_000) / 1000)
     assert times["evaluate@baseline"].seconds == pytest.approx(10.0)
     assert times["evaluate@transfer"].seconds == pytest.approx(2 * 20_000 / 1000)  # mirror averaging, both parts
+    assert times["evaluate@frozen"].seconds == times["evaluate@transfer"].seconds  # the same network, other weights
     assert all(times[s].seconds is None for s in ("download", "imbalance-subsample", "augment", "fetch-weights",
                                                   "compare"))
     # Twice the fine-tuning speed saves half of its 90 s; a start-up and a setup are paid once per stage.
@@ -130,7 +131,7 @@ def test_a_tiny_real_measurement_prints_every_stage_and_each_speed_against_its_l
         assert f"| {rate.work} | {rate.dtype} | {rate.per_second:,.0f} images/s | " in text
         assert f"{100 * share:.0f}% of {measured.peaks[rate.dtype] / rate.gflop:,.0f} images/s" in text
     total = sum(s.seconds for s in stages if s.seconds is not None)
-    assert rows[-1] == f"| **total** | the 6 predicted stages | **{wall(total)}** |" and total > 0
+    assert rows[-1] == f"| **total** | the 7 predicted stages | **{wall(total)}** |" and total > 0
     assert "1 epochs (train.epochs)" in text  # the tiny params' one epoch, below the recorded 21
 
 

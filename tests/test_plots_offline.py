@@ -22,11 +22,11 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from cifar10.paths import MODELS, history_csv
+from cifar10.paths import history_csv
 from scripts.vendor_vega import PACKAGES, PAGE, page
 from tests.browser import chromium, require_browser
 from tests.conftest import REPO, run
-from tests.test_demo import recipe
+from tests.test_demo import CURVES, recipe
 
 EPOCHS = {"curves-a": 5, "curves-b": 3}  # two experiments, told apart by their length too
 # Per chart: each line mark's label and path, and the page's versions, scripts and requests.
@@ -80,7 +80,7 @@ def pages(tmp_path_factory):
     repo.mkdir()
     project = yaml.safe_load((REPO / "dvc.yaml").read_text())
     plotted = {Path(f) for files in per_epoch_plots(project).values() for f in files}
-    assert plotted == {history_csv(m) for m in MODELS}, "the per-epoch plots read the train stages' curves"
+    assert plotted == {history_csv(m) for m in CURVES}, "the per-epoch plots read the train stages' curves"
     # The stages that write the curves, with those outputs only (`dvc exp save` records, never runs, them).
     stages = {name: {"cmd": stage["cmd"], "outs": outs} for name, stage in project["stages"].items()
               if (outs := [o for o in stage.get("outs", []) if Path(o) in plotted])}
@@ -92,7 +92,7 @@ def pages(tmp_path_factory):
     run(git + ["add", "-A"], repo)
     run(git + ["commit", "-q", "-m", "init"], repo)
     for lift, (name, epochs) in enumerate(EPOCHS.items()):
-        for i, model in enumerate(MODELS):
+        for i, model in enumerate(CURVES):
             write_history(repo / history_csv(model), curves(epochs, 0.3 * lift, i))
         run(["dvc", "exp", "save", "--name", name], repo)
 

@@ -77,7 +77,7 @@ def test_text_output_by_model_name(model_file, images, tmp_path, monkeypatch, ca
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model", "resnet"], "unknown model 'resnet': use baseline, augmented, transfer"),
+        (["--model", "resnet"], "unknown model 'resnet': use baseline, augmented, frozen, transfer"),
         (["--model", "transfer"], "models/transfer.keras not found"),
         (["--model", "nowhere/m.keras"], "model file nowhere/m.keras not found"),
         (["--top", "11"], "--top must be between 1 and 10 (got 11)"),

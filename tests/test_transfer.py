@@ -84,6 +84,7 @@ def test_the_saved_model_predicts_what_the_head_saw_in_the_cached_pass(precision
                                    atol=0.02)
     assert result.validation["val_accuracy_final"] >= 0
     assert result.sizes == {"n_train": 72, "n_validation": 8, "n_train_features": 72}  # the one splitter, 10%
+    assert result.frozen is result.model, "nothing fine-tuned: the frozen model is the model"
 
 
 @pytest.mark.slow
@@ -115,6 +116,16 @@ def test_fine_tuning_trains_top_layers_but_not_batch_norm(weights_file, distribu
     assert not any(changed[n] for n in changed if n.startswith(("block6", "stem"))), "lower blocks stay frozen"
     assert [row["epoch"] for row in history.rows] == [1, 2]  # fine-tuning continues the head's curve
     assert result.timings["fine_tune_seconds"] > 0
+    # The frozen model is the network as the head phase left it: the backbone as loaded, the head before
+    # fine-tuning trained it further; fine-tuning changed neither.
+    frozen = result.frozen.get_layer("extractor").get_layer("efficientnetb0")
+    for old, kept in zip(before.layers, frozen.layers):
+        for w_old, w_kept in zip(old.get_weights(), kept.get_weights()):
+            np.testing.assert_array_equal(w_old, w_kept, err_msg=kept.name)
+    heads = [m.get_layer("head").get_layer("probabilities").get_weights()[0] for m in (result.frozen, result.model)]
+    assert not np.array_equal(*heads), "fine-tuning trains the head too"
+    x = make_images(1, seed=9).x
+    assert not np.allclose(result.frozen.predict(x, verbose=0), result.model.predict(x, verbose=0))
     if distribution == "mirrored":  # one strategy built the model and compiled it for fine-tuning
         assert result.model.distribute_strategy is cluster.strategy
 
@@ -180,6 +191,14 @@ def test_stage_with_random_weights_logs_to_mlflow(workdir, mlflow_uri, capfd):
     assert tags["transfer_learning"] == "false" and tags["weights_source"] == "none"
     assert tags["backbone"] == "EfficientNet-B0" and tags["weights_checksum"] == "none"
     assert tags["model_sha256"] == model_digest("models/transfer.keras")
+    assert tags["frozen_model_sha256"] == model_digest("models/frozen.keras") != tags["model_sha256"]
+    assert tags["fine_tuned"] == "true"
+    # Both models are versions of the registered model, told apart by their variant tag.
+    versions = {v.tags["variant"]: v for v in client.search_model_versions("name = 'cifar10-classifier'")}
+    assert set(versions) == {"frozen", "transfer"}
+    assert versions["frozen"].tags["model_sha256"] == tags["frozen_model_sha256"]
+    assert versions["transfer"].tags["model_sha256"] == tags["model_sha256"]
+    assert {v.run_id for v in versions.values()} == {run_.info.run_id}
     assert run_.data.params["transfer.image_size"] == "32" and run_.data.params["base.seed"] == "42"
     assert {"embed_images_per_second", "wall_seconds", "head_seconds", "n_train", "n_validation",
             "val_accuracy_final"} <= set(metrics)
@@ -187,6 +206,43 @@ def test_stage_with_random_weights_logs_to_mlflow(workdir, mlflow_uri, capfd):
     assert len(client.get_metric_history(run_.info.run_id, "val_loss")) == 2  # one point per epoch, head and fine-tuning
     artifacts = {a.path for a in client.list_artifacts(run_.info.run_id)}
     assert {"weights.json", "history.csv"} <= artifacts
+
+
+@pytest.mark.slow
+def test_without_fine_tuning_frozen_and_transfer_are_one_model_each_scored_under_its_own_name(
+        workdir, tiny_params, mlflow_uri):
+    from mlflow.tracking import MlflowClient
+
+    from stages import compare, evaluate, fetch_weights, transfer
+
+    tiny_params["transfer"]["fine_tune_blocks"] = 0
+    tiny_params["evaluate"]["models"] = ["frozen", "transfer"]
+    write_params(workdir, tiny_params)
+    fetch_weights.main()
+    transfer.main()
+    assert Path("models/frozen.keras").read_bytes() == Path("models/transfer.keras").read_bytes()
+    for name in ("frozen", "transfer"):
+        evaluate.main(["--model", name])
+    compare.main()
+
+    client = MlflowClient(mlflow_uri)
+    experiment = client.get_experiment_by_name("cifar10-imbalance").experiment_id
+    (run_,) = client.search_runs([experiment], "tags.stage = 'transfer'")
+    assert run_.data.tags["fine_tuned"] == "false"
+    assert run_.data.tags["model_sha256"] == run_.data.tags["frozen_model_sha256"]
+    metrics = run_.data.metrics
+    assert metrics["test_accuracy"] == metrics["frozen_test_accuracy"]
+    assert metrics["test_accuracy_low"] == metrics["frozen_test_accuracy_low"]
+    # One set of bytes, two versions: each variant's evaluation tagged its own.
+    versions = {v.tags["variant"]: v for v in client.search_model_versions("name = 'cifar10-classifier'")}
+    assert set(versions) == {"frozen", "transfer"} and len({v.version for v in versions.values()}) == 2
+    assert {v.tags["test_accuracy"] for v in versions.values()} == {f"{metrics['test_accuracy']:.4f}"}
+
+    summary = json.loads(Path("metrics/summary.json").read_text())
+    assert list(summary) == ["frz", "xfer"] and summary["frz"] == summary["xfer"]
+    md = Path("reports/comparison.md").read_text()
+    assert "no block fine-tuned (transfer.fine_tune_blocks: 0): the same model as frozen" in md
+    assert "‡" not in md, "without fine-tuning both rows are the study's method, compared with its figures"
 
 
 @pytest.mark.slow

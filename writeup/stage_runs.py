@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # mlflow is imported where it is used: importing it costs sec
     import mlflow
 
 STAGES = ("download", "imbalance-subsample", "augment", "train-baseline", "train-augmented", "fetch-weights",
-          "transfer", "evaluate@baseline", "evaluate@augmented", "evaluate@transfer", "compare")
+          "transfer", "evaluate@baseline", "evaluate@augmented", "evaluate@frozen", "evaluate@transfer", "compare")
 
 
 def latest_stage_runs(project: Path) -> dict[str, "mlflow.entities.Run"]:

@@ -1,6 +1,7 @@
 """Reading a saved whole model (`.keras`), the form every stage and command exchanges models in."""
 from __future__ import annotations
 
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -30,3 +31,12 @@ def load_for_inference(path: str | Path, policy: str | None = None):
 
     model = load_model(path)
     return fold_batch_norm(recast(model, policy) if policy else model)
+
+
+def detached_copy(model):
+    """A copy of `model` that shares no variable with it, read back from its saved form: training the
+    original later leaves the copy as it is (a layer's fitted state, such as Normalization's, included)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "model.keras"
+        model.save(path)
+        return load_model(path)

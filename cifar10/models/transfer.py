@@ -14,10 +14,10 @@ import keras
 import numpy as np
 
 from cifar10.errors import PipelineError
+from cifar10.schema.transfer import BACKBONE_NAMES as NAMES
 
 INPUT_SHAPE = (32, 32, 3)
 FEATURES = 1280  # width of the pooled output of both backbones
-NAMES = {"efficientnet_b0": "EfficientNet-B0", "efficientnet_lite0": "EfficientNet-Lite0"}
 
 
 def build_backbone(name: str, image_size: int, weights: str | Path | None) -> keras.Model:

@@ -1,1 +1,2 @@
-"""Reporting: the one test-set scorer, the comparison with the study's published figures, and figures."""
+"""Reporting: the one test-set scorer and its intervals, the comparison with the study's published figures
+(each model described from its params), and figures."""

@@ -9,6 +9,8 @@ from cifar10.schema.common import Distribution, Precision, Section
 from cifar10.schema.data import ChecksumOrDefault
 
 Backbone = Literal["efficientnet_b0", "efficientnet_lite0"]
+BACKBONE_NAMES = {"efficientnet_b0": "EfficientNet-B0", "efficientnet_lite0": "EfficientNet-Lite0"}
+BLOCKS = 16  # blocks of both backbones (cifar10.models.blocks): fine_tune_blocks counts the top ones
 WEIGHTS_URL = "https://storage.googleapis.com/keras-applications/efficientnetb0_notop.h5"
 # What `weights_checksum: default` means for each backbone's ImageNet weights:
 # - B0: the md5 Keras itself checks its published file against
@@ -50,7 +52,7 @@ class TransferParams(Section):
     train_set: Literal["raw", "imbalanced", "augmented"] = "raw"  # a folder under data/ (paths.TRAIN_SETS)
     validation_split: float = Field(0.1, gt=0, lt=0.5)
     validation_from: Literal["all", "originals"] = "all"
-    fine_tune_blocks: int = Field(11, ge=0, le=16)
+    fine_tune_blocks: int = Field(11, ge=0, le=BLOCKS)
     fine_tune_learning_rate: float = Field(1e-4, gt=0, le=1)
     fine_tune_epochs: int = Field(2, ge=1, le=10000)
     fine_tune_batch_size: int = Field(32, ge=1, le=4096)

@@ -17,7 +17,7 @@ from cifar10.schema import Params, flatten_dict
 # Metric names of the headline keys (the compare stage's); a class key is that class's recall.
 _METRIC = {"acc": "test_accuracy", "f1": "test_macro_f1"}
 # The training stage's params section of each model, for runs logged before they logged `precision`.
-_SECTION = {"baseline": "train", "augmented": "train", "transfer": "transfer"}
+_SECTION = {"baseline": "train", "augmented": "train", "frozen": "transfer", "transfer": "transfer"}
 
 
 def state_params(params: Params) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def state_metrics(headlines: Mapping[str, Mapping[str, float]]) -> dict[str, flo
 
 
 def state_tags(reports: Mapping[str, dict], backbone: str | None) -> dict[str, str]:
-    """`backbone` (the transfer model's) and `precision.<model>`: the policy each model trained under, as
+    """`backbone` (the transfer models') and `precision.<model>`: the policy each model trained under, as
     its training run logged it (`precision`, else the params key), from the evaluate stage's report."""
     tags = {"backbone": backbone} if backbone else {}
     for model, report in reports.items():
@@ -58,7 +58,7 @@ def record_figures(tracker: Any, headlines: Mapping[str, Mapping[str, float]], r
         tracker: the compare stage's Tracker (its `group_run_id` is the parent).
         headlines: model -> {acc, f1, <rare class>: recall}, as written to the DVC metrics.
         reports: model -> its evaluate report (reports/per_class/<model>.json).
-        backbone: the transfer model's backbone, if it was evaluated.
+        backbone: the transfer models' backbone, if one of them was evaluated.
     """
     if not tracker.group_run_id:
         return

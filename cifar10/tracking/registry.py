@@ -1,12 +1,13 @@
 """Trained models in the MLflow model registry, as the very bytes DVC tracks in models/.
 
 Every model a training stage saves becomes a version of one registered model (params
-`tracking.registered_model`), tagged with its variant (baseline, augmented, transfer) and the
-SHA-256 of models/<variant>.keras. The version's artifact is an MLflow Keras model (signature: uint8
-N x 32 x 32 x 3 in, 10 probabilities out; an input example) whose model file is a copy of DVC's
-file, byte for byte; DVC stays the owner of models/. The evaluate stages tag each version with its
-test figures, and the compare stage points the alias `champion` at the best one by test macro F1, so
-`mlflow models serve -m models:/<name>@champion` serves it.
+`tracking.registered_model`), tagged with its variant (baseline, augmented, frozen, transfer) and
+the SHA-256 of models/<variant>.keras (frozen and transfer hold the same bytes when no block is
+fine-tuned: versions are found by digest and variant). The version's artifact is an MLflow Keras model
+(signature: uint8 N x 32 x 32 x 3 in, 10 probabilities out; an input example) whose model file is a
+copy of DVC's file, byte for byte; DVC stays the owner of models/. The evaluate stages tag each
+version with its test figures, and the compare stage points the alias `champion` at the best one by
+test macro F1, so `mlflow models serve -m models:/<name>@champion` serves it.
 """
 from __future__ import annotations
 
@@ -82,15 +83,16 @@ def _register(tracker: Any, model: Any, model_file: Path, name: str, variant: st
     return version.version
 
 
-def version_by_digest(client: Any, name: str, digest: str):
-    """The latest registered version of `name` whose model file has this SHA-256, or None."""
-    found = client.search_model_versions(f"name = '{name}' and tags.{MODEL_DIGEST_TAG} = '{digest}'")
+def version_by_digest(client: Any, name: str, digest: str, variant: str):
+    """The latest registered version of `name` whose model file has this SHA-256, of this variant, or None."""
+    found = client.search_model_versions(
+        f"name = '{name}' and tags.{MODEL_DIGEST_TAG} = '{digest}' and tags.{VARIANT_TAG} = '{variant}'")
     return max(found, key=lambda v: int(v.version)) if found else None
 
 
-def version_of(client: Any, name: str, model_file: Path):
-    """The latest registered version of `name` holding exactly these bytes, or None."""
-    return version_by_digest(client, name, model_digest(model_file))
+def version_of(client: Any, name: str, model_file: Path, variant: str):
+    """The latest registered version of `name` of this variant holding exactly these bytes, or None."""
+    return version_by_digest(client, name, model_digest(model_file), variant)
 
 
 def tag_version(tracker: Any, name: str, version: Any, metrics: dict[str, float]) -> None:

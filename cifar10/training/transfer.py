@@ -6,8 +6,10 @@ image: it is computed once and every epoch trains on the cache, seconds instead 
 With `fine_tune_blocks: N` the cache is the input of the last N blocks and each fine-tuning epoch
 runs only those blocks and the head. Mirror images of the training images (`flip_train`) and of
 the validation images (`flip_test`, to measure test-time averaging) go through the same pass. The
-returned model is the whole network (uint8 32x32 images in, 10 probabilities out; with `flip_test`
-it averages each image and its mirror image), made of the very layers that were trained.
+returned models are whole networks (uint8 32x32 images in, 10 probabilities out; with `flip_test`
+they average each image and its mirror image): the frozen one as the head phase left it (the
+study's method: a frozen backbone, a trained head), and the fine-tuned one, made of the very layers
+that were trained; without fine-tuning they are one model.
 """
 from __future__ import annotations
 
@@ -27,8 +29,9 @@ from cifar10.training.history import EpochHistory
 
 @dataclass
 class TransferResult:
-    model: object  # the whole keras.Model
+    model: object  # the whole keras.Model, fine-tuned if fine_tune_blocks > 0
     head: object
+    frozen: object  # the whole keras.Model after the head phase: its own copy, or `model` itself without fine-tuning
     timings: dict[str, float] = field(default_factory=dict)
     sizes: dict[str, int] = field(default_factory=dict)
     validation: dict[str, float] = field(default_factory=dict)  # accuracy of the final model on the split
@@ -141,7 +144,7 @@ def validation_accuracy(p: Pass, head, y: np.ndarray, cfg: TransferParams, clust
 
 def train_transfer(train: Dataset, cfg: TransferParams, weights: Path | None, seed: int, cluster: Cluster,
                    history: EpochHistory | None = None, callbacks: list = ()) -> TransferResult:
-    """One frozen pass, the head on the cache, optionally the top blocks too; return the whole model.
+    """One frozen pass, the head on the cache, optionally the top blocks too; return the whole models.
 
     Args:
         train: uint8 training set; the validation split is carved from it (stratified).
@@ -152,10 +155,6 @@ def train_transfer(train: Dataset, cfg: TransferParams, weights: Path | None, se
         history: the run's EpochHistory; fine-tuning epochs continue the head's curve.
         callbacks: more Keras callbacks for every fit (a progress bar).
     """
-    from cifar10.models import transfer as tm
-    from cifar10.runtime import precision
-    from cifar10.training.precision import resolve
-
     history = history or EpochHistory()
     p = backbone_pass(train, cfg, weights, seed, cluster, cfg.fine_tune_blocks)
     timings = {"embed_seconds": p.seconds, "embed_images": len(train) + len(p.mirror_rows)}
@@ -164,17 +163,33 @@ def train_transfer(train: Dataset, cfg: TransferParams, weights: Path | None, se
     started = time.perf_counter()
     head = fit_head(p, train.y, cfg, cluster, history, callbacks)
     timings["head_seconds"] = time.perf_counter() - started
+    frozen = None
     if cfg.fine_tune_blocks:
+        from cifar10.models.saved import detached_copy
+
+        frozen = detached_copy(whole_model(p, head, cfg, cluster))  # fine-tuning trains the layers it is made of
         started = time.perf_counter()
         print(f"fine-tuning the top {cfg.fine_tune_blocks} blocks for {cfg.fine_tune_epochs} epochs on the cached pass",
               file=sys.stderr)
         fine_tune(p, head, train.y, cfg, cluster, history, cfg.fine_tune_blocks, callbacks)
         timings["fine_tune_seconds"] = time.perf_counter() - started
 
-    # Saved in the precision it trained in (float32 unless transfer.precision says bfloat16): readers choose
-    # the precision they predict in (evaluate.precision), as the frozen pass did.
-    with cluster.scope(), precision(resolve(cfg.precision, "fine_tune")[0]):
-        model = tm.build_whole(tm.build_extractor(cfg.backbone, p.backbone, cfg.image_size), head, cfg.flip_test)
+    model = whole_model(p, head, cfg, cluster)
     sizes = {"n_train": len(p.train_rows), "n_validation": len(p.val_rows),
              "n_train_features": len(p.train_rows) * (2 if cfg.flip_train else 1)}
-    return TransferResult(model, head, timings, sizes, validation_accuracy(p, head, train.y, cfg, cluster))
+    return TransferResult(model, head, model if frozen is None else frozen, timings, sizes,
+                          validation_accuracy(p, head, train.y, cfg, cluster))
+
+
+def whole_model(p: Pass, head, cfg: TransferParams, cluster: Cluster):
+    """The whole network of the pass's backbone and `head`, as they are now.
+
+    Built in the precision it trained in (float32 unless transfer.precision says bfloat16): readers choose
+    the precision they predict in (evaluate.precision), as the frozen pass did.
+    """
+    from cifar10.models import transfer as tm
+    from cifar10.runtime import precision
+    from cifar10.training.precision import resolve
+
+    with cluster.scope(), precision(resolve(cfg.precision, "fine_tune")[0]):
+        return tm.build_whole(tm.build_extractor(cfg.backbone, p.backbone, cfg.image_size), head, cfg.flip_test)
