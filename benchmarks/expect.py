@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import yaml
@@ -61,7 +60,8 @@ def speed_rows(speeds: Speeds, startup: float) -> list[str]:
         rows.append(f"| {rate.work} | {rate.dtype} | {rate.per_second:,.0f} images/s | {wall(rate.setup_seconds)} | "
                     f"{100 * rate.per_second / limit:.0f}% of {limit:,.0f} images/s ({speeds.peaks[rate.dtype]:,.0f} "
                     f"GFLOP/s / {rate.gflop:.4g} GFLOP per image) |")
-    rows.append(f"| TensorFlow start-up (each stage that computes with it pays one) | | | {wall(startup)} | |")
+    rows.append(f"| a stage's start-up: a new process importing TensorFlow, Keras, MLflow and the rest, opening the "
+                f"MLflow store (each stage that computes with TensorFlow pays one) | | | {wall(startup)} | |")
     return rows
 
 
@@ -89,12 +89,9 @@ def report(title: str, machine: str, speeds: Speeds, startup: float, stages: lis
     return "\n".join(lines)
 
 
-@cli_errors
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a params.yaml key as `dvc exp run -S` does, e.g. -S train.epochs=3")
-    overrides = parser.parse_args(argv).set_param
+def prediction(overrides: list[str]) -> tuple[str, str, Speeds, float, list[StageTime]]:
+    """Measure this machine and predict params.yaml with `overrides`: (title, machine, speeds, start-up
+    seconds, stages). Bad params or overrides fail in one line before anything is measured."""
     load_params()  # the file itself valid first: its own errors name no override
     params = with_overrides(yaml.safe_load(Path(PARAMS_FILE).read_text()) or {}, overrides)
     image_counts(params)  # the splits the stages would refuse, refused now: before a minute of measuring
@@ -104,16 +101,35 @@ def main(argv: list[str] | None = None) -> None:
     print("measuring this machine (about a minute) ...", file=sys.stderr, flush=True)
     from cifar10.console import quiet_tensorflow
 
-    started = time.perf_counter()
     quiet_tensorflow()
-    startup = time.perf_counter() - started
-    from benchmarks.speeds import measure
+    from benchmarks.speeds import measure, stage_startup
+
+    startup = stage_startup()
     from cifar10.tracking.provenance import machine
 
     speeds = measure(params)
     title = PARAMS_FILE + "".join(f" -S {o}" for o in overrides)
-    print(report(title, machine(), speeds, startup, predict(params, speeds, startup, recorded)))
+    return title, machine(), speeds, startup, predict(params, speeds, startup, recorded)
 
+
+def override_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a params.yaml key as `dvc exp run -S` does, e.g. -S train.epochs=3")
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", type=Path, help="also merge the printout into this Markdown file (BENCHMARKS.md)")
+    override_argument(parser)
+    args = parser.parse_args(argv)
+    text = report(*prediction(args.set_param))
+    print(text)
+    if args.write:
+        from benchmarks.run import write_sections
+
+        command = "python -m benchmarks.expect" + "".join(f" -S {o}" for o in args.set_param)
+        write_sections(args.write, text.replace("\nMachine: ", f"\nCommand: `{command}`.\nMachine: ", 1))
 
 if __name__ == "__main__":
     main()

@@ -39,6 +39,18 @@ def merge(old: dict[str, str], new: dict[str, str]) -> list[str]:
     return merged + [body for h, body in new.items() if h not in old]
 
 
+def dated(sections: dict[str, str]) -> dict[str, str]:
+    """Each section with the day it was measured under its heading: kept sections may come from other days."""
+    return {h: body.replace(h, f"{h}\n\n*Measured on {time.strftime('%Y-%m-%d')}.*", 1) for h, body in sections.items()}
+
+
+def write_sections(out: Path, text: str) -> None:
+    """Merge the `## ` sections of `text`, dated, into the Markdown file `out`; its header and other sections stay."""
+    old = out.read_text() if out.exists() else "# Benchmarks\n"
+    header = old.split("\n## ", 1)[0].rstrip()
+    out.write_text(header + "\n\n" + "\n\n".join(merge(split_sections(old), dated(split_sections(text)))) + "\n")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description="Run benchmarks/ and write BENCHMARKS.md.")
     parser.add_argument("names", nargs="*", metavar="name", help=" | ".join(ORDER) + " (default: all)")
@@ -59,9 +71,7 @@ def main(argv: list[str]) -> int:
             failed.append(name)
             print(proc.stderr[-3000:], file=sys.stderr)
             continue
-        for heading, body in split_sections(proc.stdout).items():
-            # Kept sections may come from other days; each says when it was measured.
-            new[heading] = body.replace(heading, f"{heading}\n\n*Measured on {time.strftime('%Y-%m-%d')}.*", 1)
+        new.update(dated(split_sections(proc.stdout)))
         print(f"  done in {time.perf_counter() - started:.0f}s", file=sys.stderr)
     out = Path("BENCHMARKS.md")
     old = split_sections(out.read_text()) if out.exists() else {}

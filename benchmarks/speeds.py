@@ -3,16 +3,21 @@ own code in the precision they will compute in here (`auto`: cifar10.training.pr
 
 `measure(params)` times, in this process, on TensorFlow's default device (a GPU where it sees one):
 - the matmul peak per float type: an n x n matmul, median of `repeats` (2048, 15);
-- the CNN's training step (`compiled_cnn` + `train_batches`: epochs of `cnn_steps` steps of
-  train.batch_size generated images, median of `repeats`) and its prediction (`eval_batches`);
+- the CNN's training step (`compiled_cnn` + `train_batches`: one fit of `cnn_steps` x (`cnn_repeats` + 1)
+  steps of train.batch_size generated images, the median step) and its prediction (`eval_batches`);
 - the transfer stage's frozen pass (`pass_networks` + `embed`, `transfer_images` images), the features
   pass through the blocks above the cache (`pooled`), a head step and a fine-tuning step (`fit_phase`,
   `tune_steps` steps after the traced first), with random weights and pixels: speed depends on neither.
 Each kind of work gives a steady rate and a one-off setup (building the model, tracing its graphs).
+`stage_startup()` times what every stage pays before its work: a new Python process importing the
+libraries the stages import and opening an MLflow store.
 """
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -81,28 +86,30 @@ def _step_timer():
 def cnn_rates(params: Params, steps: int, repeats: int) -> dict[str, Rate]:
     """The train stages' step and prediction, through their own model and input path."""
     from benchmarks.limits import forward_flops, training_gflop
-    from benchmarks.train import epoch_runner, images
+    from benchmarks.train import images
     from cifar10.training.distribution import make_cluster
     from cifar10.training.fit import compiled_cnn
-    from cifar10.training.inputs import eval_batches
+    from cifar10.training.inputs import eval_batches, train_batches
     from cifar10.training.precision import resolve
 
     cfg = params.train.model_copy(update={"precision": resolve(params.train.precision)[0]})
     dtype, batch = COMPUTE_DTYPE[cfg.precision], cfg.batch_size
     started = time.perf_counter()
-    x, y = images(steps * batch)
+    x, y = images(steps * (repeats + 1) * batch)
     model = compiled_cnn(cfg, 10, make_cluster("none"), (x[:1], y[:1]))
-    epoch = epoch_runner(model, x, y, steps, autotune=False, batch=batch)
-    epoch()
-    first = time.perf_counter() - started
-    train = statistics.median(epoch() for _ in range(repeats))
+    # One fit, each step timed: a fit() of a few steps would add Keras' per-fit set-up to every step,
+    # which a stage's epoch of hundreds of steps does not pay.
+    timer = _step_timer()
+    model.fit(train_batches(x, y, batch, 0, 0, 1), epochs=1, steps_per_epoch=len(x) // batch, shuffle=False,
+              verbose=0, callbacks=[timer])
+    train_per_second, train_setup = timer.rate(batch, timer.begin - started)
 
     def predict():
         model.predict(eval_batches(x, None, batch), verbose=0)
 
     first_predict = _seconds(predict)
     predicted = statistics.median(_seconds(predict) for _ in range(repeats))
-    return {"cnn_train": Rate(f"CNN training step (batch {batch})", len(x) / train, first - train,
+    return {"cnn_train": Rate(f"CNN training step (batch {batch})", train_per_second, train_setup,
                               training_gflop(model), dtype),
             "cnn_predict": Rate(f"CNN prediction (batch {batch})", len(x) / predicted, first_predict - predicted,
                                 sum(forward_flops(model).values()) / 1e9, dtype)}
@@ -187,7 +194,7 @@ def training_rates(params: Params, backbone, upper, maps: np.ndarray, tune_steps
 
 
 def measure(params: Params, matmul_size: int = 2048, repeats: int = 15, cnn_steps: int = 10, cnn_repeats: int = 3,
-            transfer_images: int = 128, tune_steps: int = 3) -> Speeds:
+            transfer_images: int = 256, tune_steps: int = 8) -> Speeds:
     """Measure this machine for `params` (smaller arguments: a quicker, rougher measurement)."""
     from benchmarks.limits import matmul_peak
     from cifar10.training.devices import cpu_threads, describe, local_gpus
@@ -203,3 +210,23 @@ def measure(params: Params, matmul_size: int = 2048, repeats: int = 15, cnn_step
     rates = {**cnn_rates(params, cnn_steps, cnn_repeats), **transfer_rates(params, transfer_images, tune_steps)}
     return Speeds(peaks, rates, policies, describe(local_gpus()), cpu_threads(),
                   f"{matmul_size}x{matmul_size} matmul, median of {repeats}")
+
+
+# What a stage's process does before its work: the libraries the stages import, then an MLflow store.
+_STARTUP = """
+import sys
+import keras, matplotlib.pyplot, mlflow, pandas, sklearn.metrics, tensorflow
+from mlflow.tracking import MlflowClient
+MlflowClient("sqlite:///" + sys.argv[1]).search_experiments()
+"""
+
+
+def stage_startup() -> float:
+    """Seconds from a new Python process to a stage's first work: imports and an open MLflow store.
+
+    The store is created by a first process and timed in a second: every stage but the first finds it
+    made, and the first run's imports warm the file cache as the pipeline's first stages do."""
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-c", _STARTUP, f"{tmp}/mlflow.db"]
+        subprocess.run(command, check=True, capture_output=True)
+        return _seconds(lambda: subprocess.run(command, check=True, capture_output=True))

@@ -104,3 +104,19 @@ def test_an_edit_changes_exactly_the_stages_whose_command_imports_the_file(dvc_r
         path.write_text(original)
         assert changed == {i for s in stages for i in instances[s]}, file
     assert "up to date" in run(["dvc", "status"], dvc_repo).stdout
+
+
+def test_every_output_beside_a_committed_gitignore_is_listed_in_it():
+    """DVC appends an output it writes to the .gitignore beside it; where that file is committed, an
+    output missing from it leaves a fresh clone's `git status` dirty after the first `dvc repro`."""
+    from tests.conftest import REPO
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    outs = [o if isinstance(o, str) else next(iter(o)) for s in stages.values() for o in s.get("outs", [])]
+    checked = 0
+    for out in (Path(o) for o in outs if "${" not in o):
+        ignore = REPO / out.parent / ".gitignore"
+        if ignore.is_file():
+            checked += 1
+            assert f"/{out.name}" in ignore.read_text().split(), f"{out} is missing from {ignore.relative_to(REPO)}"
+    assert checked >= 6, "the models/ and data/ outputs were checked"

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
 
 from benchmarks.expect import report, wall, with_overrides
-from benchmarks.speeds import Rate, Speeds, measure
+from benchmarks.speeds import Rate, Speeds, measure, stage_startup
 from benchmarks.workload import EPOCHS_SOURCE, image_counts, predict
 from cifar10.errors import PipelineError
 from writeup.stage_runs import STAGES
@@ -133,6 +134,10 @@ def test_a_tiny_real_measurement_prints_every_stage_and_each_speed_against_its_l
     total = sum(s.seconds for s in stages if s.seconds is not None)
     assert rows[-1] == f"| **total** | the 7 predicted stages | **{wall(total)}** |" and total > 0
     assert "1 epochs (train.epochs)" in text  # the tiny params' one epoch, below the recorded 21
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    bare = time.perf_counter() - started
+    assert stage_startup() > bare, "a stage's start-up imports TensorFlow and MLflow: longer than a bare interpreter"
 
 
 def test_flops_per_image_are_the_cnns_quoted_figure_and_efficientnets_published_one():
@@ -145,3 +150,40 @@ def test_flops_per_image_are_the_cnns_quoted_figure_and_efficientnets_published_
     # EfficientNet-B0 at 224 px: 0.39 billion multiply-adds (Tan & Le, 2019), two FLOPs each
     b0 = build_backbone("efficientnet_b0", 224, None)
     assert sum(forward_flops(b0).values()) / 1e9 == pytest.approx(0.78, rel=0.03)
+
+
+def test_the_check_times_each_stage_from_dvcs_running_stage_lines_to_the_next():
+    from benchmarks.expect_check import stage_seconds
+
+    stamped = [(100.0, "Reproducing experiment 'x'"), (101.0, "Running stage 'download':"),
+               (105.0, "> python -m stages.download"), (131.0, "Running stage 'train-baseline':"),
+               (150.0, "train-baseline: epoch 1 ..."), (152.5, "Updating lock file 'dvc.lock'")]
+    assert stage_seconds(stamped, ended=161.0) == {"download": 30.0, "train-baseline": 30.0}
+
+
+def test_the_check_holds_each_predicted_stage_and_their_sum_to_fifteen_percent():
+    from benchmarks.expect_check import comparison
+    from benchmarks.workload import StageTime
+
+    stages = [StageTime("download", "d", None, "network and disk"), StageTime("train-baseline", "t", 100.0),
+              StageTime("transfer", "x", 200.0)]
+    rows = comparison(stages, {"download": 9.0, "train-baseline": 114.0, "transfer": 240.0})
+    by_stage = {row.split(" | ")[0].lstrip("| "): row for row in rows[2:]}
+    assert by_stage["download"].endswith("| 9.0 s | |"), "measured, never judged"
+    assert by_stage["train-baseline"].endswith("| 1.14 |"), "inside the tolerance: no mark"
+    assert by_stage["transfer"].endswith("| 1.20 (beyond ±15%) |")
+    assert "**5.0 min** | **5.9 min** | **1.18** (beyond ±15%)" in by_stage["**the predicted stages**"]
+    with pytest.raises(PipelineError, match="transfer was predicted but did not run"):
+        comparison(stages, {"train-baseline": 100.0})
+
+
+def test_a_written_section_replaces_its_namesake_dated_and_keeps_the_header_and_the_rest(tmp_path):
+    from benchmarks.run import write_sections
+
+    page = tmp_path / "BENCHMARKS.md"
+    page.write_text("# Benchmarks\n\nheader line\n\n## A\n\nold a\n\n## B\n\nold b\n")
+    write_sections(page, "## B\n\nnew b\n\n## C\n\nnew c")
+    text = page.read_text()
+    assert text.startswith("# Benchmarks\n\nheader line\n\n## A\n\nold a\n\n## B\n\n*Measured on ")
+    assert "old b" not in text and "new b" in text and text.rstrip().endswith("new c")
+    assert text.count("*Measured on") == 2, "the new sections are dated, the kept one is left as it was"
