@@ -62,8 +62,11 @@ def test_the_saved_model_predicts_what_the_head_saw_in_the_cached_pass(precision
     whole = loaded.predict(tiny_test.x, verbose=0)
     assert evaluated.dtype == whole.dtype == np.float32
     np.testing.assert_allclose(whole.sum(axis=1), 1.0, atol=1e-5)
-    # bfloat16 keeps 8 significant bits: the same folded graph agrees to its rounding.
-    np.testing.assert_allclose(evaluated, cached, atol=1e-4 if precision == "float32" else 1e-2)
+    # bfloat16 keeps 8 significant bits: the same folded graph agrees to its rounding. Where bfloat16 is
+    # emulated (no AMX, no AVX512_BF16) oneDNN's kernels round differently from run to run: on an AMD EPYC,
+    # 0 in 5 runs alone, but 0.023 on one of 30 images in a run beside another test process on its 2 cores.
+    native = precision == "float32" or has_bfloat16_units(Cpu.this())
+    np.testing.assert_allclose(evaluated, cached, atol=1e-4 if precision == "float32" else 1e-2 if native else 0.05)
     if precision == "float32":
         np.testing.assert_allclose(whole, cached, atol=1e-4)
 
@@ -71,7 +74,7 @@ def test_the_saved_model_predicts_what_the_head_saw_in_the_cached_pass(precision
     extractor = result.model.get_layer("extractor")
     small, _ = embed(extractor, tiny_test.x, batch_size=7)
     big, _ = embed(extractor, tiny_test.x, batch_size=len(tiny_test))
-    if precision == "float32" or has_bfloat16_units(Cpu.this()):
+    if native:
         np.testing.assert_allclose(small, big, rtol=1e-4, atol=1e-4 if precision == "float32" else 1e-2)
     else:
         # bfloat16 emulated (no AMX, no AVX512_BF16): oneDNN's kernel, and so its rounding, changes with the
