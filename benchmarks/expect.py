@@ -23,6 +23,11 @@ from cifar10.errors import PipelineError, cli_errors
 from cifar10.schema import PARAMS_FILE, Params, load_params, parse_params
 
 
+def as_flags(overrides: list[str]) -> str:
+    """The overrides as they were given on the command line: ` -S key=value` each."""
+    return "".join(f" -S {o}" for o in overrides)
+
+
 def with_overrides(raw: dict, overrides: list[str]) -> Params:
     """params.yaml's mapping with `-S key=value` overrides set, validated by the schema."""
     raw = dict(raw)
@@ -39,7 +44,7 @@ def with_overrides(raw: dict, overrides: list[str]) -> Params:
             node[part] = dict(child or {})  # a copy: the mapping read from params.yaml stays as read
             node = node[part]
         node[parts[-1]] = yaml.safe_load(value)
-    return parse_params(raw, f"{PARAMS_FILE} with" + "".join(f" -S {o}" for o in overrides))
+    return parse_params(raw, f"{PARAMS_FILE} with" + as_flags(overrides))
 
 
 def wall(seconds: float) -> str:
@@ -65,11 +70,12 @@ def speed_rows(speeds: Speeds, startup: float) -> list[str]:
     return rows
 
 
-def report(title: str, machine: str, speeds: Speeds, startup: float, stages: list[StageTime]) -> str:
-    """The whole printout, from measured speeds and predicted stage times."""
+def report(title: str, machine: str, speeds: Speeds, startup: float, stages: list[StageTime], command: str = "") -> str:
+    """The whole printout, from measured speeds and predicted stage times (with the command that made it, if given)."""
     (train, why_train), (frozen, why_frozen), (tuning, why_tuning), (evaluate, why_evaluate) = (
         speeds.policies[k] for k in ("train", "frozen", "fine_tune", "evaluate"))
     lines = [f"## What this machine will take: {title}", "",
+             *([f"Command: `{command}`."] if command else []),
              f"Machine: {machine}; TensorFlow runs each op on {speeds.threads} cores.",
              f"Precision here (cifar10/training/precision.py): train {train} ({why_train}); transfer frozen pass "
              f"{frozen} ({why_frozen}), head and fine-tuning {tuning} ({why_tuning}); evaluate {evaluate} "
@@ -108,7 +114,7 @@ def prediction(overrides: list[str]) -> tuple[str, str, Speeds, float, list[Stag
     from cifar10.tracking.provenance import machine
 
     speeds = measure(params)
-    title = PARAMS_FILE + "".join(f" -S {o}" for o in overrides)
+    title = PARAMS_FILE + as_flags(overrides)
     return title, machine(), speeds, startup, predict(params, speeds, startup, recorded)
 
 
@@ -123,13 +129,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--write", type=Path, help="also merge the printout into this Markdown file (BENCHMARKS.md)")
     override_argument(parser)
     args = parser.parse_args(argv)
-    text = report(*prediction(args.set_param))
-    print(text)
+    predicted = prediction(args.set_param)
+    print(report(*predicted))
     if args.write:
         from benchmarks.run import write_sections
 
-        command = "python -m benchmarks.expect" + "".join(f" -S {o}" for o in args.set_param)
-        write_sections(args.write, text.replace("\nMachine: ", f"\nCommand: `{command}`.\nMachine: ", 1))
+        write_sections(args.write, report(*predicted, command="python -m benchmarks.expect" + as_flags(args.set_param)))
+
 
 if __name__ == "__main__":
     main()

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.expect import override_argument, prediction, speed_rows, wall
+from benchmarks.expect import as_flags, override_argument, prediction, speed_rows, wall
 from benchmarks.run import write_sections
 from benchmarks.speeds import Speeds
 from benchmarks.workload import StageTime
@@ -113,8 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     log = args.log.resolve() if args.log else None
     if not (project / "dvc.yaml").is_file() or not (project / ".git").exists():
         raise PipelineError(f"--project {args.project}: not a git clone of this project (no dvc.yaml or .git)")
-    command = "python -m benchmarks.expect_check --project " + args.project.name + "".join(
-        f" -S {o}" for o in args.set_param)
+    command = f"python -m benchmarks.expect_check --project {args.project.name}{as_flags(args.set_param)}"
     before = os.getloadavg()[0]
     os.chdir(project)  # params.yaml and RESULTS.md (the expected epochs) are the project's
     title, machine, speeds, startup, stages = prediction(args.set_param)

@@ -125,6 +125,9 @@ def test_a_tiny_real_measurement_prints_every_stage_and_each_speed_against_its_l
     assert measured.policies["train"] == resolve("auto", "cnn") and measured.threads >= 1
     stages = predict(params, measured, 3.0, {"train-baseline": 21})
     text = report("params.yaml -S x=1", "a machine", measured, 3.0, stages)
+    assert "Command:" not in text
+    written = report("params.yaml -S x=1", "a machine", measured, 3.0, stages, command="python -m benchmarks.expect -S x=1")
+    assert written == text.replace("\nMachine: ", "\nCommand: `python -m benchmarks.expect -S x=1`.\nMachine: ", 1)
     rows = [line for line in text.splitlines() if line.startswith("| ")]
     assert [r.split(" | ")[0][2:] for r in rows if r.split(" | ")[0][2:] in STAGES] == list(STAGES)
     for rate in measured.rates.values():
